@@ -1,0 +1,165 @@
+//! Unix sockets: socket, socketpair, bind, listen, accept4, connect, sendmsg, recvmsg and
+//! SO_PEERCRED.
+//!
+//! # Safety
+//! Calls pass pointers to local sockaddr/msghdr/iovec values of the kernel's layout that
+//! borrow live slices for the duration of the call.
+#![allow(unsafe_code)]
+
+use crate::arch::*;
+use crate::errno::{check, check_unit, Errno, Result};
+use crate::fd::{arg, AsFd, OwnedFd};
+use crate::nr;
+use core::ffi::CStr;
+use linux_raw_sys::net as n;
+
+/// Socket types.
+#[derive(Copy, Clone, Debug)]
+pub enum SocketType {
+    Stream = n::SOCK_STREAM as isize,
+    Datagram = n::SOCK_DGRAM as isize,
+    SeqPacket = n::SOCK_SEQPACKET as isize,
+}
+
+const AF_UNIX: usize = n::AF_UNIX as usize;
+const SOCK_CLOEXEC: usize = linux_raw_sys::general::O_CLOEXEC as usize;
+const SOCK_NONBLOCK: usize = linux_raw_sys::general::O_NONBLOCK as usize;
+
+/// `struct sockaddr_un`.
+#[repr(C)]
+struct SockaddrUn {
+    family: u16,
+    path: [u8; 108],
+}
+
+impl SockaddrUn {
+    /// A filesystem path (ENAMETOOLONG past 107 bytes), or an abstract name when it starts
+    /// with '@' (Linux: a leading NUL byte).
+    fn new(path: &CStr) -> Result<(SockaddrUn, usize)> {
+        let bytes = path.to_bytes();
+        let mut a = SockaddrUn { family: n::AF_UNIX as u16, path: [0; 108] };
+        if bytes.len() >= a.path.len() {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        for (d, s) in a.path.iter_mut().zip(bytes) {
+            *d = *s;
+        }
+        let abstract_ = bytes.first() == Some(&b'@');
+        if abstract_ {
+            a.path[0] = 0;
+        }
+        // Abstract names have no trailing NUL; paths include it.
+        let len = 2 + bytes.len() + if abstract_ { 0 } else { 1 };
+        Ok((a, len))
+    }
+}
+
+fn socket_type(ty: SocketType, nonblock: bool) -> usize {
+    ty as usize | SOCK_CLOEXEC | if nonblock { SOCK_NONBLOCK } else { 0 }
+}
+
+/// socket(AF_UNIX, type | SOCK_CLOEXEC, 0).
+pub fn socket_unix(ty: SocketType, nonblock: bool) -> Result<OwnedFd> {
+    // SAFETY: no pointers.
+    check(unsafe { syscall3(nr::__NR_socket, AF_UNIX, socket_type(ty, nonblock), 0) })
+        .map(|fd| OwnedFd::from_raw(fd as i32))
+}
+
+/// socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0).
+pub fn socketpair_unix(ty: SocketType) -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: see module docs; `fds` holds two ints.
+    check_unit(unsafe {
+        syscall4(nr::__NR_socketpair, AF_UNIX, socket_type(ty, false), 0, fds.as_mut_ptr() as usize)
+    })?;
+    Ok((OwnedFd::from_raw(fds[0]), OwnedFd::from_raw(fds[1])))
+}
+
+/// bind(fd, sockaddr_un(path)).
+pub fn bind_unix(fd: impl AsFd, path: &CStr) -> Result<()> {
+    let (addr, len) = SockaddrUn::new(path)?;
+    // SAFETY: see module docs.
+    check_unit(unsafe { syscall3(nr::__NR_bind, arg(fd.as_fd()), &addr as *const SockaddrUn as usize, len) })
+}
+
+/// connect(fd, sockaddr_un(path)).
+pub fn connect_unix(fd: impl AsFd, path: &CStr) -> Result<()> {
+    let (addr, len) = SockaddrUn::new(path)?;
+    // SAFETY: see module docs.
+    check_unit(unsafe { syscall3(nr::__NR_connect, arg(fd.as_fd()), &addr as *const SockaddrUn as usize, len) })
+}
+
+/// listen(fd, backlog).
+pub fn listen(fd: impl AsFd, backlog: u32) -> Result<()> {
+    // SAFETY: no pointers.
+    check_unit(unsafe { syscall2(nr::__NR_listen, arg(fd.as_fd()), backlog as usize) })
+}
+
+/// accept4(fd, NULL, NULL, SOCK_CLOEXEC [| SOCK_NONBLOCK]).
+pub fn accept4(fd: impl AsFd, nonblock: bool) -> Result<OwnedFd> {
+    let flags = SOCK_CLOEXEC | if nonblock { SOCK_NONBLOCK } else { 0 };
+    // SAFETY: NULL address pointers are allowed.
+    check(unsafe { syscall4(nr::__NR_accept4, arg(fd.as_fd()), 0, 0, flags) }).map(|fd| OwnedFd::from_raw(fd as i32))
+}
+
+#[repr(C)]
+struct Iovec {
+    base: usize,
+    len: usize,
+}
+
+#[repr(C)]
+struct Msghdr {
+    name: usize,
+    namelen: u32,
+    iov: *const Iovec,
+    iovlen: usize,
+    control: usize,
+    controllen: usize,
+    flags: i32,
+}
+
+/// MSG_* flags of sendmsg/recvmsg.
+pub const MSG_DONTWAIT: u32 = n::MSG_DONTWAIT;
+pub const MSG_NOSIGNAL: u32 = n::MSG_NOSIGNAL;
+pub const MSG_TRUNC: u32 = n::MSG_TRUNC;
+
+/// sendmsg(fd, {iov: [buf]}, flags) — returns the bytes sent.
+pub fn sendmsg(fd: impl AsFd, buf: &[u8], flags: u32) -> Result<usize> {
+    let iov = Iovec { base: buf.as_ptr() as usize, len: buf.len() };
+    let msg = Msghdr { name: 0, namelen: 0, iov: &iov, iovlen: 1, control: 0, controllen: 0, flags: 0 };
+    // SAFETY: see module docs.
+    check(unsafe { syscall3(nr::__NR_sendmsg, arg(fd.as_fd()), &msg as *const Msghdr as usize, flags as usize) })
+}
+
+/// recvmsg(fd, {iov: [buf]}, flags) — (bytes received, whether the message was truncated).
+pub fn recvmsg(fd: impl AsFd, buf: &mut [u8], flags: u32) -> Result<(usize, bool)> {
+    let iov = Iovec { base: buf.as_mut_ptr() as usize, len: buf.len() };
+    let mut msg = Msghdr { name: 0, namelen: 0, iov: &iov, iovlen: 1, control: 0, controllen: 0, flags: 0 };
+    // SAFETY: see module docs.
+    let got = check(unsafe {
+        syscall3(nr::__NR_recvmsg, arg(fd.as_fd()), &mut msg as *mut Msghdr as usize, flags as usize)
+    })?;
+    Ok((got, msg.flags as u32 & MSG_TRUNC != 0))
+}
+
+/// The peer of a unix socket (`struct ucred`).
+#[derive(Copy, Clone, PartialEq, Eq, Debug, Default)]
+#[repr(C)]
+pub struct Ucred {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// getsockopt(fd, SOL_SOCKET, SO_PEERCRED) — who is at the other end.
+pub fn peer_cred(fd: impl AsFd) -> Result<Ucred> {
+    let mut cred = Ucred::default();
+    let mut len: u32 = core::mem::size_of::<Ucred>() as u32;
+    // SAFETY: see module docs; `cred` and `len` are writable.
+    check_unit(unsafe {
+        syscall5(nr::__NR_getsockopt, arg(fd.as_fd()), n::SOL_SOCKET as usize, n::SO_PEERCRED as usize,
+                 &mut cred as *mut Ucred as usize, &mut len as *mut u32 as usize)
+    })?;
+    Ok(cred)
+}
