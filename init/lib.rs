@@ -1,2 +1,24 @@
+//! autoinit: a freestanding PID 1 for single-board-computer server images.
+//!
+//! Design principles:
+//! - PID 1 never dies: no panicking calls on any runtime path; the panic handler logs an
+//!   epitaph and follows the policy in [`fail`].
+//! - Bounded memory: no allocator at all. Every table has a fixed capacity, documented where
+//!   it is declared; a full table is a logged error, not a crash.
+//! - Signals are data: every signal is blocked and read from a signalfd; the main loop waits
+//!   in exactly one place.
+//! - Pure logic ([`cmdline`], [`mounts`]) lives apart from the code that makes syscalls and
+//!   is unit-tested on the host (`cargo test --lib --no-default-features`).
+//! - Every failure is one line naming the action and the object, on the console and in
+//!   /dev/kmsg ([`log`]).
 #![cfg_attr(not(test), no_std)]
-pub fn hello() -> &'static [u8] { b"autoinit: hello\n" }
+#![deny(unsafe_code)]
+
+pub mod cmdline;
+pub mod fail;
+#[macro_use]
+pub mod log;
+pub mod mounts;
+pub mod pid1;
+pub mod rescue;
+pub mod shutdown;

@@ -1,4 +1,4 @@
-//! memcpy, memmove, memset, memcmp and bcmp, which the compiler emits calls to and which the
+//! memcpy, memmove, memset, memcmp, bcmp and strlen, which the compiler emits calls to and which the
 //! stable, prebuilt compiler_builtins for `*-linux-*` targets leaves to libc.
 //!
 //! Byte loops: autoinit copies little, and small code matters more here than speed. The
@@ -69,6 +69,17 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     // SAFETY: same contract as memcmp.
     unsafe { memcmp(a, b, n) }
+}
+
+/// `CStr::from_ptr` calls it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn strlen(s: *const u8) -> usize {
+    let mut n = 0;
+    // SAFETY: `s` is NUL-terminated by the C contract; we stop at the NUL.
+    while unsafe { s.add(n).read_volatile() } != 0 {
+        n += 1;
+    }
+    n
 }
 
 /// Referenced by the prebuilt `core` (built with unwinding) in non-LTO builds; with

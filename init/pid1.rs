@@ -1,0 +1,285 @@
+//! PID 1: bring up the pseudo-filesystems and the console, read the command line, then
+//! supervise. Every signal is blocked and read from one signalfd; the main loop waits in
+//! exactly one place (ppoll) and reacts to what it read.
+
+use crate::cmdline::{self, DebugAction};
+use crate::log::{Level, Log};
+use crate::shutdown::{self, Action};
+use crate::{fail, rescue};
+use syscall::entry::Args;
+use syscall::fs::{self, OFlags};
+use syscall::io::{self, PollFd, POLLIN};
+use syscall::mount::{self, MountFlags};
+use syscall::process::{self, Pid, WaitFlags, WaitStatus};
+use syscall::signal::{self, MaskHow, SfdFlags, SigSet, Signal};
+use syscall::system::{self, RebootCmd};
+use syscall::time::{self, Clock, Timespec};
+use syscall::{BorrowedFd, Errno, OwnedFd};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// /proc/cmdline is read into this buffer (the kernel's own limit is 2048 to 4096 bytes).
+pub const CMDLINE_BYTES: usize = 4096;
+/// A shell that lived shorter than this is restarted only after the same delay, so that a
+/// broken /bin/sh cannot make PID 1 spin.
+pub const RESPAWN_MIN_MS: u64 = 2000;
+
+const USAGE: &str = "\
+usage: autoinit
+autoinit is an init system: the kernel starts it as PID 1 (as /init in an initramfs).
+Started as any other process it changes nothing and exits with status 2.
+Its settings are autoinit.* keys on the kernel command line (docs/cmdline.md).
+";
+
+/// The signals PID 1 acts on; all others stay blocked and are discarded.
+const HANDLED: SigSet = SigSet::EMPTY
+    .with(Signal::CHLD)
+    .with(Signal::TERM)
+    .with(Signal::INT)
+    .with(Signal::USR1)
+    .with(Signal::USR2)
+    .with(Signal::PWR)
+    .with(Signal::HUP);
+
+pub fn main(args: Args) -> ! {
+    if process::getpid() != Pid(1) {
+        let _ = fs::write_all(BorrowedFd::STDERR, USAGE.as_bytes());
+        process::exit_group(2);
+    }
+    let after_panic = args.arg(1) == Some(fail::AFTER_PANIC_ARG);
+    if after_panic {
+        fail::set_after_panic();
+    }
+    run(args, after_panic)
+}
+
+fn run(args: Args, after_panic: bool) -> ! {
+    // Nothing may interrupt PID 1: signals are read from a signalfd.
+    let _ = signal::sigprocmask(MaskHow::Set, &SigSet::FULL);
+    // Ctrl-Alt-Del sends SIGINT (a reboot, through the orderly path) instead of resetting.
+    let _ = system::reboot(RebootCmd::CadOff);
+
+    let mut log = Log::console_only();
+    // /dev first (for the console and /dev/kmsg), /proc next (console_loglevel); their
+    // errors are reported once the log can reach kmsg.
+    let dev = mount_pseudo(c"devtmpfs", c"/dev", MountFlags::NOSUID, Some(c"mode=0755"));
+    let proc_ = mount_pseudo(c"proc", c"/proc", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None);
+    reopen_console();
+    let kmsg = log.open_kmsg();
+    log!(log, Level::Info, "autoinit ", VERSION, " starting as PID 1",
+         if after_panic { " (rescue mode after a panic)" } else { "" });
+    if let Err(e) = kmsg {
+        log!(log, Level::Warn, "open /dev/kmsg: ", e, "; logging to the console only");
+    }
+    report_mount(&log, c"devtmpfs", c"/dev", dev);
+    report_mount(&log, c"proc", c"/proc", proc_);
+    let sys = mount_pseudo(c"sysfs", c"/sys", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None);
+    report_mount(&log, c"sysfs", c"/sys", sys);
+    // Our boot lines must not fall to the kmsg rate limit (a cmdline printk.devkmsg= wins).
+    write_file(c"/proc/sys/kernel/printk_devkmsg", b"on\n");
+
+    let mut cmdline_buf = [0u8; CMDLINE_BYTES];
+    let cmdline = read_cmdline(&log, &mut cmdline_buf);
+    let parsed = cmdline::parse(cmdline);
+    log.set_verbosity(parsed.settings.log);
+    for w in &parsed.warnings {
+        match (w.problem, w.value) {
+            ("unknown key", _) => log!(log, Level::Warn, "kernel command line: unknown key ", w.key),
+            (problem, Some(v)) => log!(log, Level::Warn, "kernel command line: ", w.key, "=", v, ": ", problem),
+            (problem, None) => log!(log, Level::Warn, "kernel command line: ", w.key, ": ", problem),
+        }
+    }
+    if parsed.dropped_warnings > 0 {
+        log!(log, Level::Warn, "kernel command line: ", parsed.dropped_warnings, " more bad autoinit.* keys not shown");
+    }
+    if parsed.settings.debug == Some(DebugAction::Panic) && !after_panic {
+        // allow-panic: deliberate, requested by autoinit.debug=panic to test the panic policy.
+        panic!("deliberate panic (autoinit.debug=panic)");
+    }
+
+    let sigfd = match signal::signalfd(&HANDLED, SfdFlags::NONBLOCK | SfdFlags::CLOEXEC) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            log!(log, Level::Error, "signalfd: ", e, "; reaping once a second, signals stay pending");
+            None
+        }
+    };
+    let mut tty_buf = [0u8; 64];
+    let tty = rescue::console_tty(&mut tty_buf);
+    let env = rescue::environment(args.env());
+    if parsed.settings.rescue {
+        log!(log, Level::Info, "autoinit.rescue: starting the rescue shell");
+    } else if !after_panic {
+        log!(log, Level::Info, "no system to boot yet: starting the rescue shell");
+    }
+
+    let mut sup = Supervisor { log: &log, shell: None, shell_started: Timespec::default(), respawn_at: Some(Timespec::default()) };
+    loop {
+        if let Some(at) = sup.respawn_at {
+            let now = time::clock_gettime(Clock::Monotonic);
+            if now >= at {
+                sup.respawn_at = None;
+                match rescue::spawn(&log, tty, &env) {
+                    Ok(pid) => {
+                        sup.shell = Some(pid);
+                        sup.shell_started = now;
+                        fail::set_rescue_shell(Some(pid));
+                    }
+                    Err(e) => {
+                        log!(log, Level::Error, "fork for the rescue shell: ", e, "; retrying in 2 s");
+                        sup.respawn_at = Some(later(now, RESPAWN_MIN_MS));
+                    }
+                }
+            }
+        }
+        // The one place PID 1 waits.
+        let timeout = sup.respawn_at.map(|at| {
+            Timespec::from_millis(at.millis_since(time::clock_gettime(Clock::Monotonic)))
+        });
+        match &sigfd {
+            Some(fd) => {
+                let mut fds = [PollFd::new(fd, POLLIN)];
+                if let Err(e) = io::ppoll(&mut fds, timeout.as_ref(), None) {
+                    if e != Errno::EINTR {
+                        log!(log, Level::Error, "ppoll: ", e);
+                        let _ = time::sleep(Timespec::from_millis(1000));
+                    }
+                }
+                while let Ok(Some(info)) = signal::read_signalfd(fd) {
+                    sup.on_signal(Signal(info.signo), sigfd.as_ref());
+                }
+            }
+            None => {
+                let _ = time::sleep(timeout.unwrap_or(Timespec::from_millis(1000)).min(Timespec::from_millis(1000)));
+            }
+        }
+        sup.reap();
+    }
+}
+
+struct Supervisor<'l> {
+    log: &'l Log,
+    shell: Option<Pid>,
+    shell_started: Timespec,
+    respawn_at: Option<Timespec>,
+}
+
+impl Supervisor<'_> {
+    fn on_signal(&mut self, sig: Signal, sigfd: Option<&OwnedFd>) {
+        if let Some(action) = Action::for_signal(sig) {
+            let mut why = crate::log::Line::new();
+            crate::log::Piece::put(&sig, &mut why);
+            let why = core::str::from_utf8(why.as_bytes()).unwrap_or("signal");
+            fail::set_rescue_shell(None);
+            shutdown::run(self.log, action, why, sigfd);
+        }
+        if sig == Signal::HUP {
+            log!(self.log, Level::Info, "SIGHUP: nothing to reload");
+        }
+        // SIGCHLD: reap() runs after every wake-up.
+    }
+
+    /// Collects every exited child; the rescue shell is scheduled for a restart.
+    fn reap(&mut self) {
+        loop {
+            match process::wait4(-1, WaitFlags::NOHANG) {
+                Ok(Some((pid, status))) => {
+                    if Some(pid) == self.shell {
+                        self.shell_exited(pid, status);
+                    } else {
+                        log!(self.log, Level::Debug, "reaped pid ", pid, " (status ", status.shell_code(), ")");
+                    }
+                }
+                Ok(None) | Err(Errno::ECHILD) => return,
+                Err(e) => {
+                    log!(self.log, Level::Error, "wait4: ", e);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn shell_exited(&mut self, pid: Pid, status: WaitStatus) {
+        self.shell = None;
+        fail::set_rescue_shell(None);
+        let now = time::clock_gettime(Clock::Monotonic);
+        let quick = now.millis_since(self.shell_started) < RESPAWN_MIN_MS;
+        let delay = if quick { RESPAWN_MIN_MS } else { 0 };
+        let when = if quick { "; restarting in 2 s" } else { "; restarting" };
+        match (status.exit_code(), status.signal()) {
+            (Some(code), _) => log!(self.log, Level::Info, "rescue shell (pid ", pid, ") exited with status ", code as u32, when),
+            (None, Some(sig)) => log!(self.log, Level::Info, "rescue shell (pid ", pid, ") was killed by ", sig, when),
+            (None, None) => log!(self.log, Level::Info, "rescue shell (pid ", pid, ") ended", when),
+        }
+        self.respawn_at = Some(later(now, delay));
+    }
+}
+
+fn later(t: Timespec, ms: u64) -> Timespec {
+    Timespec::from_millis(t.as_millis().saturating_add(ms))
+}
+
+/// Mounts a pseudo-filesystem, creating the mount point; "already mounted" is success.
+fn mount_pseudo(fstype: &core::ffi::CStr, target: &core::ffi::CStr, flags: MountFlags, data: Option<&core::ffi::CStr>) -> Result<(), Errno> {
+    match fs::mkdirat(BorrowedFd::CWD, target, 0o755) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    match mount::mount(Some(fstype), target, Some(fstype), flags, data) {
+        Ok(()) | Err(Errno::EBUSY) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn report_mount(log: &Log, fstype: &core::ffi::CStr, target: &core::ffi::CStr, r: Result<(), Errno>) {
+    match r {
+        Ok(()) => log!(log, Level::Debug, "mounted ", fstype, " on ", target),
+        Err(e) => log!(log, Level::Error, "mount ", fstype, " on ", target, ": ", e),
+    }
+}
+
+/// Makes fds 0, 1 and 2 the console, whatever the kernel left us (nothing, if the
+/// initramfs had no /dev/console).
+fn reopen_console() {
+    if let Ok(fd) = fs::open(c"/dev/console", OFlags::RDWR | OFlags::NOCTTY, 0) {
+        for target in 0..3 {
+            if fd.raw() != target {
+                if let Ok(dup) = io::dup3(&fd, target, false) {
+                    let _ = dup.into_raw();
+                }
+            }
+        }
+        if fd.raw() <= 2 {
+            let _ = fd.into_raw();
+        }
+    }
+}
+
+fn read_cmdline<'b>(log: &Log, buf: &'b mut [u8; CMDLINE_BYTES]) -> &'b str {
+    let n = match fs::open(c"/proc/cmdline", OFlags::RDONLY | OFlags::CLOEXEC, 0) {
+        Ok(fd) => match fs::read_full(&fd, buf) {
+            Ok(n) => n,
+            Err(e) => {
+                log!(log, Level::Error, "read /proc/cmdline: ", e, "; using defaults");
+                0
+            }
+        },
+        Err(e) => {
+            log!(log, Level::Error, "open /proc/cmdline: ", e, "; using defaults");
+            0
+        }
+    };
+    let bytes = buf.get(..n).unwrap_or(&[]);
+    match core::str::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            log!(log, Level::Warn, "kernel command line: not UTF-8 at byte ", e.valid_up_to(), "; ignoring the rest");
+            core::str::from_utf8(bytes.get(..e.valid_up_to()).unwrap_or(&[])).unwrap_or("")
+        }
+    }
+}
+
+fn write_file(path: &core::ffi::CStr, data: &[u8]) {
+    if let Ok(fd) = fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, 0) {
+        let _ = fs::write(&fd, data);
+    }
+}
