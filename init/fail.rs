@@ -10,15 +10,14 @@
 //!
 //! Run as an ordinary process, a panic just exits with status 101.
 
-use crate::log::Line;
+use crate::log::{Level, Line, Log};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use syscall::fs::{self, OFlags};
+use syscall::fs;
 use syscall::process::{self, ArgList, Pid};
 use syscall::signal::Signal;
 use syscall::system::{self, RebootCmd};
 use syscall::time::{self, Timespec};
-use syscall::BorrowedFd;
 
 /// Set in the instance started by the panic policy: a second panic must not re-exec again.
 static AFTER_PANIC: AtomicBool = AtomicBool::new(false);
@@ -36,21 +35,18 @@ pub fn set_rescue_shell(pid: Option<Pid>) {
     RESCUE_SHELL.store(pid.map_or(0, |p| p.raw()), Ordering::Relaxed);
 }
 
+/// One error line through a fresh [`Log`] (the panicking one is not trusted), so that the
+/// console shows it exactly once whatever the kernel's console_loglevel.
 fn say(line: &Line) {
-    let _ = fs::write_all(BorrowedFd::STDERR, line.as_bytes());
-    let _ = fs::write_all(BorrowedFd::STDERR, b"\n");
-    if let Ok(kmsg) = fs::open(c"/dev/kmsg", OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOCTTY, 0) {
-        let mut rec = Line::new();
-        rec.push(b"<2>");
-        rec.push(line.as_bytes());
-        let _ = fs::write(&kmsg, rec.as_bytes());
-    }
+    let mut log = Log::console_only();
+    let _ = log.open_kmsg();
+    log.emit(Level::Error, line);
 }
 
 /// The panic handler's body.
 pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     let mut epitaph = Line::new();
-    let _ = write!(epitaph, "autoinit: PANIC: {}", info.message());
+    let _ = write!(epitaph, "PANIC: {}", info.message());
     if let Some(loc) = info.location() {
         let _ = write!(epitaph, " at {}:{}:{}", loc.file(), loc.line(), loc.column());
     }
@@ -64,7 +60,7 @@ pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         if shell > 1 {
             let _ = process::kill(shell, Signal::KILL);
         }
-        say(&crate::line!("autoinit: panic policy: re-executing /init in rescue mode"));
+        say(&crate::line!("panic policy: re-executing /init in rescue mode"));
         let mut argv: ArgList<'_, 3> = ArgList::new();
         let _ = argv.push(c"/init");
         let _ = argv.push(AFTER_PANIC_ARG);
@@ -74,12 +70,12 @@ pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         // /proc/self/exe is this binary wherever it lives; /init is where the kernel found it.
         let e1 = process::execve(c"/proc/self/exe", &argv, &env);
         let e2 = process::execve(c"/init", &argv, &env);
-        say(&crate::line!("autoinit: panic policy: re-exec failed: ", e1, ", ", e2));
+        say(&crate::line!("panic policy: re-exec failed: ", e1, ", ", e2));
     }
-    say(&crate::line!("autoinit: panic policy: rebooting in ", REBOOT_DELAY_SECS as u64, " s"));
+    say(&crate::line!("panic policy: rebooting in ", REBOOT_DELAY_SECS as u64, " s"));
     let _ = time::sleep(Timespec { sec: REBOOT_DELAY_SECS, nsec: 0 });
     let err = system::reboot(RebootCmd::Restart);
-    say(&crate::line!("autoinit: panic policy: reboot(2): ", err, "; stopping here"));
+    say(&crate::line!("panic policy: reboot(2): ", err, "; stopping here"));
     loop {
         let _ = time::sleep(Timespec { sec: 3600, nsec: 0 });
     }
