@@ -91,7 +91,7 @@ pub enum Seek {
 }
 
 /// openat(dirfd, path, flags, mode) — open or create a file. O_LARGEFILE is always added so
-/// that 32-bit arches handle files over 2 GiB (it is 0 where it does not matter).
+/// that 32-bit arches handle files over 2 GiB (64-bit kernels force it on anyway).
 pub fn openat(dir: BorrowedFd<'_>, path: &CStr, flags: OFlags, mode: u32) -> Result<OwnedFd> {
     let flags = flags | OFlags::LARGEFILE;
     // SAFETY: see module docs.

@@ -33,18 +33,19 @@ struct SockaddrUn {
 }
 
 impl SockaddrUn {
-    /// A filesystem path (ENAMETOOLONG past 107 bytes), or an abstract name when it starts
-    /// with '@' (Linux: a leading NUL byte).
+    /// A filesystem path (ENAMETOOLONG past 107 bytes: the NUL must fit), or an abstract
+    /// name when it starts with '@' (Linux: a leading NUL byte; no trailing NUL, so it may
+    /// fill all 108 bytes).
     fn new(path: &CStr) -> Result<(SockaddrUn, usize)> {
         let bytes = path.to_bytes();
         let mut a = SockaddrUn { family: n::AF_UNIX as u16, path: [0; 108] };
-        if bytes.len() >= a.path.len() {
+        let abstract_ = bytes.first() == Some(&b'@');
+        if bytes.len() + if abstract_ { 0 } else { 1 } > a.path.len() {
             return Err(Errno::ENAMETOOLONG);
         }
         for (d, s) in a.path.iter_mut().zip(bytes) {
             *d = *s;
         }
-        let abstract_ = bytes.first() == Some(&b'@');
         if abstract_ {
             a.path[0] = 0;
         }

@@ -51,7 +51,11 @@ impl Signal {
             Signal::CHLD => "CHLD",
             Signal::CONT => "CONT",
             Signal::STOP => "STOP",
+            Signal::TSTP => "TSTP",
+            Signal::TTIN => "TTIN",
+            Signal::TTOU => "TTOU",
             Signal::PWR => "PWR",
+            Signal::WINCH => "WINCH",
             _ => return None,
         })
     }
@@ -101,14 +105,37 @@ pub enum Disposition {
     Ignore,
 }
 
-/// The kernel's `struct sigaction` for rt_sigaction: riscv has no sa_restorer field.
+/// The kernel's `struct sigaction` for rt_sigaction: riscv has no sa_restorer field. The
+/// mask is `unsigned long[]`, not a u64: on 32-bit arm a u64 is 8-byte aligned and would
+/// move the field from offset 12 to 16 (the kernel then read padding as the low word).
 #[repr(C)]
 struct KernelSigaction {
     handler: usize,
     flags: usize,
     #[cfg(not(target_arch = "riscv64"))]
     restorer: usize,
-    mask: SigSet,
+    mask: [usize; SIGSET_WORDS],
+}
+
+const SIGSET_WORDS: usize = 8 / core::mem::size_of::<usize>();
+
+/// The layout the kernel expects: the mask right after two (riscv) or three pointer-sized
+/// fields, and nothing after it.
+const SIGACTION_HEAD: usize = if cfg!(target_arch = "riscv64") { 2 } else { 3 } * core::mem::size_of::<usize>();
+const _: () = assert!(core::mem::offset_of!(KernelSigaction, mask) == SIGACTION_HEAD);
+const _: () = assert!(core::mem::size_of::<KernelSigaction>() == SIGACTION_HEAD + 8);
+
+impl SigSet {
+    /// The set as the kernel's `unsigned long` words, lowest signals first.
+    #[cfg(target_pointer_width = "64")]
+    const fn words(self) -> [usize; SIGSET_WORDS] {
+        [self.0 as usize]
+    }
+
+    #[cfg(target_pointer_width = "32")]
+    const fn words(self) -> [usize; SIGSET_WORDS] {
+        [self.0 as u32 as usize, (self.0 >> 32) as usize]
+    }
 }
 
 /// rt_sigaction(sig, {SIG_DFL or SIG_IGN}, NULL).
@@ -121,7 +148,7 @@ pub fn set_disposition(sig: Signal, d: Disposition) -> Result<()> {
         flags: 0,
         #[cfg(not(target_arch = "riscv64"))]
         restorer: 0,
-        mask: SigSet::EMPTY,
+        mask: SigSet::EMPTY.words(),
     };
     // SAFETY: see module docs; no handler code is installed.
     check_unit(unsafe {

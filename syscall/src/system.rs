@@ -21,7 +21,8 @@ pub enum RebootCmd {
     CadOff,
 }
 
-/// reboot(magic1, magic2, cmd, NULL) — returns only on failure.
+/// reboot(magic1, magic2, cmd, NULL) — returns the error on failure. Restart, Halt and
+/// PowerOff do not return when they succeed; CadOff does, with `Errno(0)`.
 pub fn reboot(cmd: RebootCmd) -> Errno {
     let cmd = match cmd {
         RebootCmd::Restart => g::LINUX_REBOOT_CMD_RESTART,

@@ -1,0 +1,64 @@
+//! Memory: anonymous mmap/munmap, memfd_create.
+
+use crate::harness::{B, T};
+use crate::util::{fd_flags, FDINFO_CLOEXEC};
+use syscall::fs::{self, mode, Seek, StatxMask};
+use syscall::mm;
+use syscall::{BorrowedFd, Errno};
+
+pub fn run(t: &mut T) {
+    anonymous(t);
+    memfd(t);
+}
+
+fn anonymous(t: &mut T) {
+    let len = 3 * 4096 + 1;
+    let Some(m) = t.ok("mm::mmap_anonymous", mm::mmap_anonymous(len)) else { return };
+    t.eq("mm::mmap_len", m.len(), len);
+    t.eq("mm::mmap_page_aligned", m.as_ptr() as usize % 4096, 0);
+    t.check("mm::mmap_zeroed", m.iter().all(|&b| b == 0), format_args!("fresh anonymous memory is not zero"));
+    for (i, b) in m.iter_mut().enumerate() {
+        *b = (i * 7 % 256) as u8;
+    }
+    t.check("mm::mmap_writable", m.iter().enumerate().all(|(i, &b)| b == (i * 7 % 256) as u8),
+            format_args!("pattern did not read back"));
+    // Two mappings do not overlap.
+    if let Ok(m2) = mm::mmap_anonymous(4096) {
+        let (a, b) = (m.as_ptr() as usize, m2.as_ptr() as usize);
+        t.check("mm::mmap_distinct", b + 4096 <= a || a + len <= b, format_args!("{a:#x}+{len} overlaps {b:#x}"));
+        // SAFETY: m2 is not used afterwards.
+        t.eq("mm::munmap", unsafe { mm::munmap(m2) }, Ok(()));
+    }
+    // A range that does not start on a page boundary.
+    if let Some(tail) = m.get_mut(1..) {
+        // SAFETY: the call fails (EINVAL) and unmaps nothing.
+        t.err("mm::munmap_unaligned_einval", unsafe { mm::munmap(tail) }, Errno::EINVAL);
+    }
+    // SAFETY: m is not used afterwards.
+    t.eq("mm::munmap_whole", unsafe { mm::munmap(m) }, Ok(()));
+    t.err("mm::mmap_zero_len_einval", mm::mmap_anonymous(0).map(|m| m.len()), Errno::EINVAL);
+    t.err("mm::mmap_huge_enomem", mm::mmap_anonymous(usize::MAX - 4096 * 4).map(|m| m.len()), Errno::ENOMEM);
+}
+
+fn memfd(t: &mut T) {
+    let Some(fd) = t.ok("mm::memfd_create", mm::memfd_create(c"suite-memfd")) else { return };
+    t.eq("mm::memfd_cloexec", fd_flags(&fd).map(|f| f & FDINFO_CLOEXEC != 0), Some(true));
+    let mut data = [0u8; 10000];
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = (i % 253) as u8;
+    }
+    t.eq("mm::memfd_write", fs::write_all(&fd, &data), Ok(()));
+    t.eq("mm::memfd_size", fs::fstatx(&fd, StatxMask::SIZE | StatxMask::TYPE).map(|s| (s.stx_size, s.stx_mode as u32 & mode::IFMT)),
+         Ok((10000, mode::IFREG)));
+    let _ = fs::lseek(&fd, Seek::Set(0));
+    let mut back = [0u8; 10001];
+    let n = fs::read_full(&fd, &mut back);
+    t.check("mm::memfd_read_back", n == Ok(10000) && back[..10000] == data[..],
+            format_args!("read {:?}", crate::harness::Res(&n)));
+    let link = cfmt!("/proc/self/fd/{}", fd.raw());
+    let mut buf = [0u8; 64];
+    t.eq("mm::memfd_name", fs::readlinkat(BorrowedFd::CWD, link.as_cstr(), &mut buf).map(B),
+         Ok(B(b"/memfd:suite-memfd (deleted)")));
+    t.err("mm::memfd_name_too_long_einval", mm::memfd_create(c"0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789").map(|f| f.into_raw()),
+          Errno::EINVAL);
+}
