@@ -92,8 +92,8 @@ fn run(args: Args, after_panic: bool) -> ! {
         log!(log, Level::Warn, "kernel command line: ", parsed.dropped_warnings, " more bad autoinit.* keys not shown");
     }
     if parsed.settings.debug == Some(DebugAction::Panic) && !after_panic {
-        // allow-panic: deliberate, requested by autoinit.debug=panic to test the panic policy.
-        panic!("deliberate panic (autoinit.debug=panic)");
+        // Requested by autoinit.debug=panic, to test the panic policy.
+        panic!("deliberate panic (autoinit.debug=panic)"); // allow-panic: deliberate test hook
     }
 
     let sigfd = match signal::signalfd(&HANDLED, SfdFlags::NONBLOCK | SfdFlags::CLOEXEC) {
@@ -241,16 +241,7 @@ fn report_mount(log: &Log, fstype: &core::ffi::CStr, target: &core::ffi::CStr, r
 /// initramfs had no /dev/console).
 fn reopen_console() {
     if let Ok(fd) = fs::open(c"/dev/console", OFlags::RDWR | OFlags::NOCTTY, 0) {
-        for target in 0..3 {
-            if fd.raw() != target {
-                if let Ok(dup) = io::dup3(&fd, target, false) {
-                    let _ = dup.into_raw();
-                }
-            }
-        }
-        if fd.raw() <= 2 {
-            let _ = fd.into_raw();
-        }
+        rescue::install_as_stdio(fd);
     }
 }
 

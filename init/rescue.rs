@@ -67,23 +67,28 @@ pub fn spawn<const E: usize>(log: &Log, tty: &CStr, env: &ArgList<'_, E>) -> Res
     }
 }
 
+/// Makes `fd` this process's stdin, stdout and stderr (and closes it if it is another fd).
+pub fn install_as_stdio(fd: syscall::OwnedFd) {
+    for target in 0..3 {
+        if fd.raw() != target {
+            // The duplicate is stdin/out/err from now on: keep it open.
+            if let Ok(dup) = io::dup3(&fd, target, false) {
+                let _ = dup.into_raw();
+            }
+        }
+    }
+    if fd.raw() <= 2 {
+        let _ = fd.into_raw();
+    }
+}
+
 /// In the child: take the tty, reset the signal mask PID 1 blocks, exec the shell.
 fn exec_shell<const E: usize>(log: &Log, tty: &CStr, env: &ArgList<'_, E>) -> ! {
     let _ = process::setsid();
     let fd = fs::open(tty, OFlags::RDWR, 0).or_else(|_| fs::open(c"/dev/console", OFlags::RDWR, 0));
     if let Ok(fd) = fd {
         let _ = io::set_controlling_tty(&fd, true);
-        for target in 0..3 {
-            if fd.raw() != target {
-                // The duplicate is stdin/out/err from now on: keep it open.
-                if let Ok(dup) = io::dup3(&fd, target, false) {
-                    let _ = dup.into_raw();
-                }
-            }
-        }
-        if fd.raw() <= 2 {
-            let _ = fd.into_raw();
-        }
+        install_as_stdio(fd);
     }
     let _ = signal::sigprocmask(MaskHow::Set, &SigSet::EMPTY);
     let mut argv: ArgList<'_, 2> = ArgList::new();
