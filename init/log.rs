@@ -61,6 +61,16 @@ impl Line {
         self.buf.get(..self.len).unwrap_or(&[])
     }
 
+    /// Ends the line with '\n', overwriting the last byte of a full line: a kmsg record
+    /// without its newline stays open for a continuation and is not shown until the next one.
+    pub fn end(&mut self) {
+        if self.len < LINE_BYTES {
+            self.push(b"\n");
+        } else if let Some(last) = self.buf.get_mut(LINE_BYTES - 1) {
+            *last = b'\n';
+        }
+    }
+
     pub fn is_cut(&self) -> bool {
         self.cut
     }
@@ -244,14 +254,15 @@ impl Log {
                 (level as u32).put(&mut rec);
                 rec.push(b">");
                 rec.push(text.as_bytes());
+                rec.end();
                 let ok = fs::write(kmsg, rec.as_bytes()).is_ok();
                 ok && (level as u8) < self.console_loglevel
             }
             None => false,
         };
         if !echoed_by_kernel {
+            text.end();
             let _ = fs::write_all(self.console, text.as_bytes());
-            let _ = fs::write_all(self.console, b"\n");
         }
     }
 }
@@ -284,5 +295,15 @@ mod tests {
         }
         assert_eq!(l.as_bytes().len(), LINE_BYTES);
         assert!(l.is_cut());
+        l.end();
+        assert_eq!(l.as_bytes().len(), LINE_BYTES);
+        assert_eq!(l.as_bytes().last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn lines_end_in_exactly_one_newline() {
+        let mut l = line!("short");
+        l.end();
+        assert_eq!(l.as_bytes(), b"short\n");
     }
 }
