@@ -22,12 +22,16 @@ done
 # bookworm-backports that this kind of machine ships, so QEMU comes from backports.
 PKGS="qemu-system-x86 qemu-system-arm qemu-system-misc qemu-user-static cpio kmod squashfs-tools dosfstools mtools e2fsprogs fdisk gzip xz-utils zstd busybox-static"
 missing=""
+# (No `cmd | grep -q` under pipefail: grep exiting early makes cmd die of SIGPIPE, and the
+# check then fails at random.)
 for p in $PKGS; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing="$missing $p"
 done
 foreign_missing=""
+foreign=$(dpkg --print-foreign-architectures)
 for a in arm64 armhf i386 riscv64; do
-  dpkg --print-foreign-architectures | grep -qx "$a" || foreign_missing="$foreign_missing $a"
+  grep -qx "$a" <<<"$foreign" || foreign_missing="$foreign_missing $a"
 done
 if [ -n "$missing" ] || [ -n "$foreign_missing" ] || [ ! -e /etc/apt/sources.list.d/autoinit.sources ]; then
   for a in $foreign_missing; do log "dpkg --add-architecture $a"; $SUDO dpkg --add-architecture "$a"; done

@@ -2,8 +2,16 @@
 //! Run `cargo xtask help` for the commands.
 
 mod arch;
+mod bench;
 mod board;
+mod boot_tests;
 mod build;
+mod debian;
+mod demo;
+mod initramfs;
+mod qemu;
+mod syscall_suite;
+mod test_cmd;
 
 use anyhow::{bail, Result};
 use std::path::PathBuf;
@@ -14,9 +22,14 @@ usage: cargo xtask COMMAND
 commands:
   setup                 install what building and testing needs (apt, rustup targets)
   build [--arch A]...   build autoinit (release) for the given arches (default: all five)
-  test                  run every test: unit, syscall suite (qemu-user), QEMU boot tests
+  test [--only P] [--arch A] [--test T] [--jobs N]
+                        run every test: unit, syscall suite (qemu-user), QEMU boot tests
+                        (`cargo xtask test --help` for the filters)
   demo                  build and boot the x86_64 QEMU board to the rescue shell
   bench                 measure sizes (and more) and write docs/benchmarks.md
+  syscall-suite [--arch A]...
+                        run tests/syscall-suite under qemu-user (and natively where the host can)
+  initramfs [--arch A]  fetch the QEMU board's kernel and build its test initramfs; print both paths
 ";
 
 fn main() {
@@ -40,6 +53,22 @@ fn run() -> Result<()> {
             for a in build::arches_from_args(rest)? {
                 let p = build::autoinit(a)?;
                 println!("{}", p.display());
+            }
+        }
+        "test" => test_cmd::run(rest)?,
+        "demo" => demo::run()?,
+        "bench" => bench::run()?,
+        "syscall-suite" => {
+            let (passed, failed) = syscall_suite::run(&build::arches_from_args(rest)?)?;
+            println!("syscall-suite: {passed} passed, {failed} failed");
+            if failed > 0 {
+                bail!("the syscall suite had {failed} failures");
+            }
+        }
+        "initramfs" => {
+            for a in build::arches_from_args(rest)? {
+                let t = boot_tests::prepare(a, None)?;
+                println!("{} {}", t.kernel.display(), t.initrd.display());
             }
         }
         other => bail!("unknown command '{other}'\n{HELP}"),

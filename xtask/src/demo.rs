@@ -1,0 +1,43 @@
+//! `cargo xtask demo`: boots the qemu-x86_64 board to autoinit's rescue shell.
+
+use crate::arch::Arch;
+use crate::boot_tests;
+use crate::qemu::{self, Boot, Vm};
+use anyhow::Result;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+pub fn run() -> Result<()> {
+    crate::setup()?;
+    let t = boot_tests::prepare(Arch::X86_64, None)?;
+    let boot = Boot { board: &t.board, kernel: &t.kernel, initrd: &t.initrd, extra_cmdline: "" };
+    if std::io::stdin().is_terminal() {
+        println!("xtask: booting {} with autoinit as PID 1.", t.board.name);
+        println!("xtask: in the rescue shell, `kill -USR2 1` powers off, `kill -TERM 1` reboots (and so quits).");
+        println!("xtask: Ctrl-A X quits QEMU at any time.\n");
+        qemu::interactive(&boot)?;
+        return Ok(());
+    }
+    println!("xtask: stdin is not a terminal: a scripted session follows (whole console in target/qemu-logs/demo.log)\n");
+    let mut vm = Vm::start(&boot, "demo", false)?;
+    vm.expect("starting as PID 1", Duration::from_secs(90))?;
+    vm.wait_shell(Duration::from_secs(60))?;
+    let boot_log = vm.text();
+    let tail: Vec<&str> = boot_log.lines().filter(|l| l.contains("Linux version") || l.contains("Run /init") || l.contains("autoinit:")).collect();
+    println!("{}\n", tail.join("\n"));
+    for cmd in ["cat /proc/mounts", "ps", "dmesg | grep autoinit"] {
+        let out = vm.run(cmd)?;
+        println!("/ # {cmd}\n{out}\n");
+    }
+    println!("/ # kill -USR2 1");
+    let before = vm.text().len();
+    vm.send_line("kill -USR2 1")?;
+    vm.expect("reboot: Power down", Duration::from_secs(30))?;
+    vm.wait_exit(Duration::from_secs(30))?;
+    let after = vm.text();
+    for l in after[before..].lines().filter(|l| l.contains("autoinit:") || l.contains("reboot:")) {
+        println!("{}", l.replace("\u{1b}[6n", "").trim_start_matches("/ # "));
+    }
+    println!("\nxtask: the guest powered off; console log in {}", vm.log_path().display());
+    Ok(())
+}

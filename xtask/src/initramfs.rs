@@ -1,0 +1,280 @@
+//! Builds the test initramfs: an uncompressed newc cpio written in Rust (device nodes need no
+//! root), holding `/init` (autoinit), `/bin/busybox` with a symlink per applet, the usual empty
+//! directories, `/dev/console`, and optionally kernel modules with their dependency closure.
+
+use crate::arch::Arch;
+use crate::debian::Kernel;
+use anyhow::{bail, Context, Result};
+use cpio::newc::{Builder, ModeFileType};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// What goes into an initramfs.
+pub struct Spec<'a> {
+    pub arch: Arch,
+    /// The autoinit binary, installed as `/init`.
+    pub init: &'a Path,
+    /// A static busybox for `arch`, installed as `/bin/busybox`.
+    pub busybox: &'a Path,
+    /// The kernel whose modules `modules` names (needed only when `modules` is not empty).
+    pub kernel: Option<&'a Kernel>,
+    /// Module names (`virtio_blk`, `squashfs`); each comes with its dependencies from
+    /// modules.dep, under `/lib/modules/<version>/` with a modules.dep of its own.
+    pub modules: &'a [String],
+}
+
+/// Applets the tests and the demo use; installed when busybox cannot be asked for its list.
+const FALLBACK_APPLETS: &[&str] = &[
+    "sh", "ash", "ls", "cat", "echo", "ps", "sleep", "grep", "kill", "dmesg", "tr", "mount", "umount", "true",
+    "false", "test", "[", "[[", "mkdir", "poweroff", "reboot", "halt", "head", "tail", "wc", "sed", "awk", "uname",
+    "env", "printf", "rm", "cp", "mv", "ln", "stat", "readlink", "find", "xargs", "hexdump", "od", "insmod",
+    "modprobe", "lsmod", "rmmod", "free", "uptime", "date", "sync", "chmod", "touch", "pidof", "top", "id",
+    "hostname", "mknod", "losetup", "switch_root", "vi", "less", "more", "dd", "df", "du", "cut", "sort", "uniq",
+    "basename", "dirname", "seq", "watch", "timeout", "ip", "ifconfig", "setsid", "nohup", "which",
+];
+
+/// Asks busybox which applets it has (`busybox --list-full`), running it with qemu-user when it
+/// is a foreign binary. Falls back to [`FALLBACK_APPLETS`].
+fn applets(arch: Arch, busybox: &Path) -> Vec<String> {
+    let try_run = |cmd: &mut std::process::Command| -> Option<Vec<String>> {
+        let out = cmd.output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let list: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        (list.len() > 20).then_some(list)
+    };
+    let direct = (arch == Arch::X86_64 || arch == Arch::I686)
+        .then(|| try_run(std::process::Command::new(busybox).arg("--list-full")))
+        .flatten();
+    direct
+        .or_else(|| try_run(std::process::Command::new(arch.qemu_user()).arg(busybox).arg("--list-full")))
+        .unwrap_or_else(|| FALLBACK_APPLETS.iter().map(|a| format!("bin/{a}")).collect())
+}
+
+/// A newc archive being written.
+struct Archive<W: Write> {
+    out: Option<W>,
+    ino: u32,
+    /// Directories already written (every parent is written before its children).
+    dirs: BTreeSet<String>,
+    /// Every path written, to refuse duplicates.
+    names: BTreeSet<String>,
+}
+
+impl<W: Write> Archive<W> {
+    fn new(out: W) -> Self {
+        Archive { out: Some(out), ino: 1, dirs: BTreeSet::new(), names: BTreeSet::new() }
+    }
+
+    fn entry(&mut self, name: &str, mode: u32, kind: ModeFileType, data: &[u8], rdev: (u32, u32)) -> Result<()> {
+        let name = name.trim_start_matches('/');
+        if let Some((parent, _)) = name.rsplit_once('/') {
+            self.dir(parent)?;
+        }
+        if !self.names.insert(name.to_string()) {
+            bail!("initramfs: {name} added twice");
+        }
+        self.ino += 1;
+        let nlink = if matches!(kind, ModeFileType::Directory) { 2 } else { 1 };
+        let size = u32::try_from(data.len()).context("initramfs: file larger than 4 GiB")?;
+        let b = Builder::new(name)
+            .ino(self.ino)
+            .mode(mode)
+            .set_mode_file_type(kind)
+            .uid(0)
+            .gid(0)
+            .nlink(nlink)
+            .rdev_major(rdev.0)
+            .rdev_minor(rdev.1);
+        let mut w = b.write(self.out.take().unwrap(), size);
+        w.write_all(data)?;
+        self.out = Some(w.finish()?);
+        Ok(())
+    }
+
+    /// A directory and its missing parents.
+    fn dir(&mut self, path: &str) -> Result<()> {
+        let path = path.trim_matches('/');
+        if path.is_empty() || self.dirs.contains(path) {
+            return Ok(());
+        }
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            self.dir(parent)?;
+        }
+        self.dirs.insert(path.to_string());
+        let mode = if path == "tmp" { 0o1777 } else { 0o755 };
+        self.entry(path, mode, ModeFileType::Directory, &[], (0, 0))
+    }
+
+    fn file(&mut self, name: &str, mode: u32, data: &[u8]) -> Result<()> {
+        self.entry(name, mode, ModeFileType::Regular, data, (0, 0))
+    }
+
+    fn symlink(&mut self, name: &str, target: &str) -> Result<()> {
+        self.entry(name, 0o777, ModeFileType::Symlink, target.as_bytes(), (0, 0))
+    }
+
+    fn char_dev(&mut self, name: &str, mode: u32, major: u32, minor: u32) -> Result<()> {
+        self.entry(name, mode, ModeFileType::Char, &[], (major, minor))
+    }
+
+    fn finish(mut self) -> Result<W> {
+        Ok(cpio::newc::trailer(self.out.take().unwrap())?)
+    }
+}
+
+/// Parses modules.dep (`kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko ...`) into
+/// (module name, path, dependency paths). Names use `_` for `-`, as modprobe does.
+fn modules_dep(modules_dir: &Path) -> Result<Vec<(String, String, Vec<String>)>> {
+    let p = modules_dir.join("modules.dep");
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let (m, deps) = l.split_once(':')?;
+            Some((module_name(m), m.to_string(), deps.split_whitespace().map(str::to_string).collect()))
+        })
+        .collect())
+}
+
+/// `kernel/fs/fat/vfat.ko.xz` → `vfat`.
+fn module_name(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let base = base.split(".ko").next().unwrap_or(base);
+    base.replace('-', "_")
+}
+
+/// The module paths (relative to lib/modules/VERSION) needed for `wanted`, dependencies first,
+/// and the modules.dep lines describing them.
+pub fn module_closure(modules_dir: &Path, wanted: &[String]) -> Result<(Vec<String>, String)> {
+    let dep = modules_dep(modules_dir)?;
+    let by_path: std::collections::HashMap<&str, &Vec<String>> = dep.iter().map(|(_, p, d)| (p.as_str(), d)).collect();
+    let mut order: Vec<String> = Vec::new();
+    for w in wanted {
+        let norm = w.replace('-', "_");
+        let (_, path, deps) = dep
+            .iter()
+            .find(|(n, _, _)| *n == norm)
+            .with_context(|| format!("kernel module {w} is not in {}/modules.dep (built in, or misspelt?)", modules_dir.display()))?;
+        // modules.dep lists the full closure, deepest dependency last: load in reverse.
+        for d in deps.iter().rev().chain(std::iter::once(path)) {
+            if !order.contains(d) {
+                order.push(d.clone());
+            }
+        }
+    }
+    let mut text = String::new();
+    for m in &order {
+        let deps = by_path.get(m.as_str()).map(|d| d.join(" ")).unwrap_or_default();
+        text.push_str(&format!("{m}:{}{deps}\n", if deps.is_empty() { "" } else { " " }));
+    }
+    Ok((order, text))
+}
+
+/// Writes the initramfs to `out` and returns its path.
+pub fn build(spec: &Spec, out: &Path) -> Result<PathBuf> {
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = out.with_extension("tmp");
+    let f = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+    let mut a = Archive::new(f);
+    for d in ["bin", "sbin", "dev", "proc", "sys", "tmp", "root", "etc", "run", "mnt", "usr/bin", "usr/sbin"] {
+        a.dir(d)?;
+    }
+    a.char_dev("dev/console", 0o600, 5, 1)?;
+    a.char_dev("dev/null", 0o666, 1, 3)?;
+    let init = std::fs::read(spec.init).with_context(|| format!("reading {}", spec.init.display()))?;
+    a.file("init", 0o755, &init)?;
+    let bb = std::fs::read(spec.busybox).with_context(|| format!("reading {}", spec.busybox.display()))?;
+    a.file("bin/busybox", 0o755, &bb)?;
+    for applet in applets(spec.arch, spec.busybox) {
+        let applet = applet.trim_start_matches('/');
+        let name = applet.rsplit('/').next().unwrap_or(applet);
+        if name == "busybox" || name.is_empty() {
+            continue;
+        }
+        let dir = applet.rsplit_once('/').map(|(d, _)| d).unwrap_or("bin");
+        let path = format!("{dir}/{name}");
+        if a.names.contains(&path) {
+            continue;
+        }
+        let depth = path.matches('/').count();
+        let target = format!("{}bin/busybox", "../".repeat(depth));
+        a.symlink(&path, &target)?;
+    }
+    a.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")?;
+    a.file("etc/group", 0o644, b"root:x:0:\n")?;
+    if !spec.modules.is_empty() {
+        let k = spec.kernel.context("initramfs: modules requested but no kernel given")?;
+        let (paths, dep) = module_closure(&k.modules, spec.modules)?;
+        let base = format!("lib/modules/{}", k.version);
+        for p in &paths {
+            let data = std::fs::read(k.modules.join(p)).with_context(|| format!("reading module {p}"))?;
+            a.file(&format!("{base}/{p}"), 0o644, &data)?;
+        }
+        a.file(&format!("{base}/modules.dep"), 0o644, dep.as_bytes())?;
+    }
+    let mut f = a.finish()?;
+    f.flush()?;
+    drop(f);
+    std::fs::rename(&tmp, out)?;
+    Ok(out.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names_are_normalised() {
+        assert_eq!(module_name("kernel/fs/fat/vfat.ko"), "vfat");
+        assert_eq!(module_name("kernel/drivers/virtio/virtio_pci-legacy.ko.xz"), "virtio_pci_legacy");
+    }
+
+    #[test]
+    fn closure_puts_dependencies_first() {
+        let dir = std::env::temp_dir().join(format!("xtask-moddep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("modules.dep"),
+            "kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\nkernel/fs/fat/fat.ko:\nkernel/a.ko: kernel/b.ko kernel/c.ko\nkernel/b.ko: kernel/c.ko\nkernel/c.ko:\n",
+        )
+        .unwrap();
+        let (order, dep) = module_closure(&dir, &["vfat".into(), "a".into()]).unwrap();
+        assert_eq!(order, ["kernel/fs/fat/fat.ko", "kernel/fs/fat/vfat.ko", "kernel/c.ko", "kernel/b.ko", "kernel/a.ko"]);
+        assert!(dep.contains("kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\n"));
+        assert!(dep.contains("kernel/fs/fat/fat.ko:\n"));
+        assert!(module_closure(&dir, &["nope".into()]).unwrap_err().to_string().contains("nope"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn archive_has_device_nodes_and_parents() {
+        let mut a = Archive::new(Vec::new());
+        a.char_dev("dev/console", 0o600, 5, 1).unwrap();
+        a.symlink("usr/bin/env", "../../bin/busybox").unwrap();
+        let bytes = a.finish().unwrap();
+        let mut names = Vec::new();
+        let mut r = std::io::Cursor::new(bytes);
+        loop {
+            let e = cpio::newc::Reader::new(r).unwrap();
+            if e.entry().is_trailer() {
+                break;
+            }
+            names.push((e.entry().name().to_string(), e.entry().mode(), e.entry().rdev_major(), e.entry().rdev_minor()));
+            r = e.finish().unwrap();
+        }
+        assert_eq!(names[0].0, "dev");
+        assert_eq!(names[1], ("dev/console".to_string(), 0o020600, 5, 1));
+        assert_eq!(names[2].0, "usr");
+        assert_eq!(names[3].0, "usr/bin");
+        assert_eq!(names[4].1 & 0o170000, 0o120000);
+    }
+}
