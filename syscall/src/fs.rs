@@ -1,5 +1,5 @@
 //! Files and directories: openat, read, write, close, getdents64, mkdirat, symlinkat,
-//! readlinkat, unlinkat, renameat2, statx, fchmodat, fchownat, mknodat, fsync, sync, lseek,
+//! readlinkat, linkat, unlinkat, renameat2, statx, fchmodat, fchownat, mknodat, fsync, sync, lseek,
 //! ftruncate, sendfile.
 //!
 //! # Safety
@@ -291,6 +291,15 @@ pub fn readlinkat<'b>(dir: BorrowedFd<'_>, path: &CStr, buf: &'b mut [u8]) -> Re
         return Err(crate::Errno::ENAMETOOLONG);
     }
     buf.get(..n).ok_or(crate::Errno::EINVAL)
+}
+
+/// linkat(olddirfd, old, newdirfd, new, 0) — a hard link `new` to `old` (not following a
+/// symlink at `old`).
+pub fn linkat(old_dir: BorrowedFd<'_>, old: &CStr, new_dir: BorrowedFd<'_>, new: &CStr) -> Result<()> {
+    // SAFETY: see module docs.
+    check_unit(unsafe {
+        syscall5(nr::__NR_linkat, arg(old_dir), old.as_ptr() as usize, arg(new_dir), new.as_ptr() as usize, 0)
+    })
 }
 
 /// unlinkat(dirfd, path, flags) — remove a file, or a directory with `AtFlags::REMOVEDIR`.

@@ -21,6 +21,7 @@ pub mod fd;
 mod flags;
 pub mod fs;
 pub mod io;
+pub mod loopdev;
 pub mod mm;
 pub mod mount;
 pub mod net;

@@ -43,3 +43,30 @@ pub fn memfd_create(name: &CStr) -> Result<OwnedFd> {
     check(unsafe { syscall2(nr::__NR_memfd_create, name.as_ptr() as usize, g::MFD_CLOEXEC as usize) })
         .map(|fd| OwnedFd::from_raw(fd as i32))
 }
+
+/// Anonymous memory owned by this value and unmapped when it is dropped: the arena for one
+/// boot-stage job (reading modules.dep, probing disks), so nothing of it stays after boot.
+pub struct AnonMap {
+    mem: &'static mut [u8],
+}
+
+impl AnonMap {
+    pub fn new(len: usize) -> Result<AnonMap> {
+        mmap_anonymous(len).map(|mem| AnonMap { mem })
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self.mem
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.mem
+    }
+}
+
+impl Drop for AnonMap {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is owned by this value and no borrow of it outlives `self`.
+        let _ = unsafe { munmap(self.mem) };
+    }
+}

@@ -164,3 +164,34 @@ pub fn peer_cred(fd: impl AsFd) -> Result<Ucred> {
     })?;
     Ok(cred)
 }
+
+/// Sets IFF_UP on a network interface (`lo`) through SIOCGIFFLAGS/SIOCSIFFLAGS on an
+/// AF_INET datagram socket.
+pub fn interface_up(name: &CStr) -> Result<()> {
+    // SAFETY: no pointers.
+    let sock = check(unsafe {
+        syscall3(nr::__NR_socket, n::AF_INET as usize, n::SOCK_DGRAM as usize | SOCK_CLOEXEC, 0)
+    })
+    .map(|fd| OwnedFd::from_raw(fd as i32))?;
+    // struct ifreq: the name, then a union whose first member here is `short ifr_flags`;
+    // 40 bytes on 64-bit arches, 32 on 32-bit ones.
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        flags: i16,
+        _pad: [u8; 22],
+    }
+    let bytes = name.to_bytes();
+    if bytes.len() >= 16 {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let mut req = IfReq { name: [0; 16], flags: 0, _pad: [0; 22] };
+    for (d, s) in req.name.iter_mut().zip(bytes) {
+        *d = *s;
+    }
+    // SAFETY: `req` is an ifreq, which both ioctls read and SIOCGIFFLAGS writes.
+    unsafe { crate::io::ioctl_ptr(&sock, linux_raw_sys::ioctl::SIOCGIFFLAGS, &mut req) }?;
+    req.flags |= 1; // IFF_UP (an enum in linux-raw-sys; 1 on every arch)
+    // SAFETY: as above.
+    unsafe { crate::io::ioctl_ptr(&sock, linux_raw_sys::ioctl::SIOCSIFFLAGS, &mut req) }.map(|_| ())
+}
