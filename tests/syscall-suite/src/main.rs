@@ -19,6 +19,7 @@ mod util;
 mod t_base;
 mod t_fs;
 mod t_io;
+mod t_loopdev;
 mod t_mem;
 mod t_mm;
 mod t_mount;
@@ -61,6 +62,7 @@ fn program_main(args: Args) -> ! {
     t_oracle::run(&mut t);
     t_fs::run(&mut t);
     t_mount::run(&mut t);
+    t_loopdev::run(&mut t);
     t_process::run(&mut t, &args, me.as_cstr());
     t_signal::run(&mut t);
     t_time::run(&mut t);

@@ -203,6 +203,39 @@ fn links(t: &mut T, d: BorrowedFd<'_>) {
     let _ = fs::symlinkat(c"nowhere", d, c"dangling");
     t.err("fs::statx_dangling", fs::statx(d, c"dangling", AtFlags::EMPTY, StatxMask::TYPE).map(|_| ()), Errno::ENOENT);
     t.err("fs::openat_nofollow_eloop", fs::openat(d, c"link", OFlags::RDONLY | OFlags::NOFOLLOW, 0), Errno::ELOOP);
+    hard_links(t, d);
+}
+
+fn hard_links(t: &mut T, d: BorrowedFd<'_>) {
+    // (inode, link count) of a name, not following a symlink.
+    let st = |p: &core::ffi::CStr| {
+        fs::statx(d, p, AtFlags::SYMLINK_NOFOLLOW, StatxMask::INO | StatxMask::NLINK).map(|s| (s.stx_ino, s.stx_nlink))
+    };
+    let _ = write_file(d, c"hard", b"one inode");
+    t.eq("fs::linkat", fs::linkat(d, c"hard", d, c"hard2"), Ok(()));
+    let (a, b) = (st(c"hard"), st(c"hard2"));
+    t.eq("fs::linkat_nlink", (a.map(|s| s.1), b.map(|s| s.1)), (Ok(2), Ok(2)));
+    t.check("fs::linkat_same_inode", a.is_ok() && a.map(|s| s.0) == b.map(|s| s.0),
+            format_args!("inodes {:?} and {:?}", a.map(|s| s.0), b.map(|s| s.0)));
+    let mut buf = [0u8; 16];
+    t.eq("fs::linkat_content", read_file(d, c"hard2", &mut buf).map(B), Ok(B(b"one inode")));
+    t.err("fs::linkat_eexist", fs::linkat(d, c"hard", d, c"hard2"), Errno::EEXIST);
+    t.err("fs::linkat_enoent", fs::linkat(d, c"no-such-file", d, c"hard3"), Errno::ENOENT);
+    t.err("fs::linkat_enoent_not_created", st(c"hard3").map(|_| ()), Errno::ENOENT);
+    t.err("fs::linkat_dir_eperm", fs::linkat(d, c"list", d, c"list-hard"), Errno::EPERM);
+    // Across directory fds: a third name in the working directory (the scratch dir).
+    t.eq("fs::linkat_across_dirs", fs::linkat(d, c"hard", CWD, c"hard-top"), Ok(()));
+    t.eq("fs::linkat_across_nlink", st(c"hard").map(|s| s.1), Ok(3));
+    // Flags 0: a symlink at `old` is linked itself, not its target.
+    t.eq("fs::linkat_symlink", fs::linkat(d, c"link", d, c"link-hard"), Ok(()));
+    let ty = fs::statx(d, c"link-hard", AtFlags::SYMLINK_NOFOLLOW, StatxMask::TYPE).map(|s| s.stx_mode as u32 & mode::IFMT);
+    t.eq("fs::linkat_symlink_not_followed", (ty, st(c"link").map(|s| s.1), st(c"a.txt").map(|s| s.1)),
+         (Ok(mode::IFLNK), Ok(2), Ok(1)));
+    // Removing names brings the count down; the data stays while one is left.
+    let _ = fs::unlinkat(CWD, c"hard-top", AtFlags::EMPTY);
+    let _ = fs::unlinkat(d, c"hard", AtFlags::EMPTY);
+    t.eq("fs::linkat_unlink_nlink", st(c"hard2").map(|s| s.1), Ok(1));
+    t.eq("fs::linkat_unlink_content", read_file(d, c"hard2", &mut buf).map(B), Ok(B(b"one inode")));
 }
 
 fn unlink_rename(t: &mut T, d: BorrowedFd<'_>) {

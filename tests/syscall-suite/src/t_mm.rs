@@ -1,13 +1,20 @@
-//! Memory: anonymous mmap/munmap, memfd_create.
+//! Memory: anonymous mmap/munmap, the AnonMap arena, memfd_create.
 
 use crate::harness::{B, T};
 use crate::util::{fd_flags, FDINFO_CLOEXEC};
+use linux_raw_sys::general as g;
 use syscall::fs::{self, mode, Seek, StatxMask};
 use syscall::mm;
 use syscall::{BorrowedFd, Errno};
 
+#[cfg(target_pointer_width = "64")]
+use linux_raw_sys::general::__NR_mmap as MMAP;
+#[cfg(target_pointer_width = "32")]
+use linux_raw_sys::general::__NR_mmap2 as MMAP;
+
 pub fn run(t: &mut T) {
     anonymous(t);
+    anon_map(t);
     memfd(t);
 }
 
@@ -38,6 +45,43 @@ fn anonymous(t: &mut T) {
     t.eq("mm::munmap_whole", unsafe { mm::munmap(m) }, Ok(()));
     t.err("mm::mmap_zero_len_einval", mm::mmap_anonymous(0).map(|m| m.len()), Errno::EINVAL);
     t.err("mm::mmap_huge_enomem", mm::mmap_anonymous(usize::MAX - 4096 * 4).map(|m| m.len()), Errno::ENOMEM);
+}
+
+/// mmap(addr, len, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED_NOREPLACE) through the raw
+/// call (no wrapper): it succeeds, at exactly `addr`, only where nothing is mapped, and fails
+/// with EEXIST otherwise. A mapping it makes is unmapped again at once.
+fn probe_free(addr: usize, len: usize) -> Result<usize, Errno> {
+    let flags = g::MAP_PRIVATE | g::MAP_ANONYMOUS | g::MAP_FIXED_NOREPLACE;
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping; the new one is not accessed.
+    let r = unsafe { syscall::arch::syscall6(MMAP, addr, len, g::PROT_NONE as usize, flags as usize, -1isize as usize, 0) };
+    let r = syscall::errno::check(r)?;
+    // SAFETY: the range [r, r + len) is the mapping just made, which nothing uses.
+    let _ = unsafe { syscall::arch::syscall2(g::__NR_munmap, r, len) };
+    Ok(r)
+}
+
+fn anon_map(t: &mut T) {
+    let len = 5 * 4096 + 100;
+    let pages = 6 * 4096;
+    let Some(mut m) = t.ok("mm::anonmap_new", mm::AnonMap::new(len)) else { return };
+    let addr = m.as_slice().as_ptr() as usize;
+    t.eq("mm::anonmap_len", (m.as_slice().len(), m.as_mut_slice().len()), (len, len));
+    t.eq("mm::anonmap_same_memory", m.as_mut_slice().as_mut_ptr() as usize, addr);
+    t.eq("mm::anonmap_page_aligned", addr % 4096, 0);
+    t.check("mm::anonmap_zeroed", m.as_slice().iter().all(|&b| b == 0), format_args!("a fresh AnonMap is not zero"));
+    for (i, b) in m.as_mut_slice().iter_mut().enumerate() {
+        *b = (i * 11 % 256) as u8;
+    }
+    t.check("mm::anonmap_writable", m.as_slice().iter().enumerate().all(|(i, &b)| b == (i * 11 % 256) as u8),
+            format_args!("pattern did not read back"));
+    // While it lives, its pages (the last one partly used) are mapped...
+    t.err("mm::anonmap_mapped", probe_free(addr, pages), Errno::EEXIST);
+    t.err("mm::anonmap_mapped_last_page", probe_free(addr + 5 * 4096, 4096), Errno::EEXIST);
+    drop(m);
+    // ...and dropping it unmaps all of them.
+    t.eq("mm::anonmap_drop_unmaps", probe_free(addr, pages), Ok(addr));
+    t.err("mm::anonmap_zero_len_einval", mm::AnonMap::new(0).map(|m| m.as_slice().len()), Errno::EINVAL);
+    t.err("mm::anonmap_huge_enomem", mm::AnonMap::new(usize::MAX - 4096 * 4).map(|m| m.as_slice().len()), Errno::ENOMEM);
 }
 
 fn memfd(t: &mut T) {

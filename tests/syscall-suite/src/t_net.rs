@@ -1,17 +1,20 @@
 //! Unix sockets: socketpair with sendmsg/recvmsg (and truncation), a listening socket on a
-//! path in the scratch directory and on an abstract name, accept4, SO_PEERCRED.
+//! path in the scratch directory and on an abstract name, accept4, SO_PEERCRED; and
+//! interface_up on the `lo` of a new network namespace.
 
-use crate::harness::{spawn, wait, B, T};
-use crate::util::{fd_flags, FDINFO_CLOEXEC};
+use crate::harness::{section, spawn, wait, En, B, T};
+use crate::util::{self, fd_flags, read_file, FDINFO_CLOEXEC};
 use syscall::fs::{self, mode, AtFlags, StatxMask};
+use syscall::mount::{self, MountFlags};
 use syscall::net::{self, SocketType, Ucred, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_TRUNC};
-use syscall::process;
-use syscall::{AsFd, BorrowedFd, Errno};
+use syscall::process::{self, NsFlags};
+use syscall::{AsFd, BorrowedFd, Errno, OwnedFd};
 
 pub fn run(t: &mut T) {
     pairs(t);
     path_socket(t);
     abstract_socket(t);
+    section(t, "net::interface_up", interface_up);
 }
 
 fn pairs(t: &mut T) {
@@ -169,4 +172,52 @@ fn abstract_socket(t: &mut T) {
     } else {
         t.fail("net::datagram_abstract", format_args!("socket failed"));
     }
+}
+
+/// IFF_UP and IFF_LOOPBACK (`net_device_flags`, the same on every arch).
+const IFF_UP: i16 = 0x1;
+const IFF_LOOPBACK: i16 = 0x8;
+
+/// The flags of interface `name` by SIOCGIFFLAGS on an AF_INET socket, with a struct ifreq
+/// laid out here (the name, then `short ifr_flags` at offset 16; 40 bytes covers the 32 of
+/// 32-bit arches and the 40 of 64-bit ones).
+fn if_flags(sock: impl AsFd, name: &[u8]) -> Result<i16, Errno> {
+    let mut req = [0u8; 40];
+    req.get_mut(..name.len()).ok_or(Errno::ENAMETOOLONG)?.copy_from_slice(name);
+    // SAFETY: SIOCGIFFLAGS reads and writes one struct ifreq, which fits in `req`.
+    unsafe { syscall::io::ioctl_ptr(sock, linux_raw_sys::ioctl::SIOCGIFFLAGS, req.as_mut_ptr()) }?;
+    Ok(i16::from_ne_bytes([req[16], req[17]]))
+}
+
+/// In a new network namespace (a new mount namespace too, for a sysfs of that network
+/// namespace), `lo` starts down; interface_up brings it up.
+fn interface_up(t: &mut T) {
+    let Some(()) = t.need("net::unshare_newnet", util::enter_ns(NsFlags::NEWNET | NsFlags::NEWNS)) else { return };
+    // SAFETY: socket() takes no pointers.
+    let sock = unsafe {
+        syscall::arch::syscall3(linux_raw_sys::general::__NR_socket, linux_raw_sys::net::AF_INET as usize,
+                                (linux_raw_sys::net::SOCK_DGRAM | linux_raw_sys::general::O_CLOEXEC) as usize, 0)
+    };
+    let Some(sock) = t.need("net::socket_inet", syscall::errno::check(sock).map(|fd| OwnedFd::adopt(fd as i32))) else { return };
+    t.eq("net::lo_starts_down", if_flags(&sock, b"lo").map(|f| f & (IFF_UP | IFF_LOOPBACK)), Ok(IFF_LOOPBACK));
+    t.eq("net::interface_up", net::interface_up(c"lo"), Ok(()));
+    t.eq("net::interface_up_flags", if_flags(&sock, b"lo").map(|f| f & (IFF_UP | IFF_LOOPBACK)), Ok(IFF_UP | IFF_LOOPBACK));
+    // An interface that is up already stays up.
+    t.eq("net::interface_up_again", net::interface_up(c"lo"), Ok(()));
+    // The same seen through a sysfs of this network namespace (dev->flags, in hex).
+    let sysfs = mount::mount(None, c"/", None, MountFlags::REC | MountFlags::PRIVATE, None)
+        .and_then(|_| fs::mkdirat(BorrowedFd::CWD, c"netsys", 0o755))
+        .and_then(|_| mount::mount(Some(c"sysfs"), c"netsys", Some(c"sysfs"), MountFlags::EMPTY, None));
+    match sysfs {
+        Ok(()) => {
+            let mut buf = [0u8; 16];
+            t.eq("net::interface_up_sysfs_flags", read_file(BorrowedFd::CWD, c"netsys/class/net/lo/flags", &mut buf).map(B),
+                 Ok(B(b"0x9\n")));
+        }
+        Err(e) => t.fail("net::interface_up_sysfs_flags", format_args!("mounting a sysfs failed with {:?}", En(e))),
+    }
+    t.err("net::interface_up_enodev", net::interface_up(c"nosuchif0"), Errno::ENODEV);
+    // IFNAMSIZ is 16 with the NUL: 15 bytes is the longest name (here of no interface).
+    t.err("net::interface_up_15_bytes_enodev", net::interface_up(c"nosuchif0123456"), Errno::ENODEV);
+    t.err("net::interface_up_16_bytes_enametoolong", net::interface_up(c"nosuchif01234567"), Errno::ENAMETOOLONG);
 }
