@@ -364,6 +364,19 @@ pub fn mknodat(dir: BorrowedFd<'_>, path: &CStr, mode: u32, dev: u32) -> Result<
     })
 }
 
+/// utimensat(dirfd, path, {atime, mtime}, flags) — set both times to `mtime` seconds.
+pub fn set_mtime(dir: BorrowedFd<'_>, path: &CStr, mtime: i64, flags: AtFlags) -> Result<()> {
+    let times = [crate::time::Timespec { sec: mtime, nsec: 0 }; 2];
+    #[cfg(target_pointer_width = "64")]
+    let n = nr::__NR_utimensat;
+    #[cfg(target_pointer_width = "32")]
+    let n = nr::__NR_utimensat_time64;
+    // SAFETY: see module docs; `times` holds two __kernel_timespec values.
+    check_unit(unsafe {
+        syscall4(n, arg(dir), path.as_ptr() as usize, times.as_ptr() as usize, flags.bits() as usize)
+    })
+}
+
 /// fsync(fd).
 pub fn fsync(fd: impl AsFd) -> Result<()> {
     // SAFETY: see module docs.

@@ -296,6 +296,16 @@ fn stat_chmod_chown(t: &mut T, d: BorrowedFd<'_>) {
     t.eq("fs::fstatx_dir", fs::fstatx(d, StatxMask::TYPE).map(|x| x.stx_mode as u32 & mode::IFMT), Ok(mode::IFDIR));
     t.err("fs::fstatx_ebadf", fs::fstatx(BorrowedFd::raw_static(9999), StatxMask::TYPE).map(|_| ()), Errno::EBADF);
 
+    // Past 2038, so 32-bit arches prove the *_time64 call; before 1970 too.
+    for (name, secs) in [("fs::set_mtime", 9_000_000_000i64), ("fs::set_mtime_negative", -86_400)] {
+        t.eq(name, fs::set_mtime(d, c"st", secs, AtFlags::EMPTY), Ok(()));
+        t.eq(name, fs::statx(d, c"st", AtFlags::EMPTY, StatxMask::MTIME).map(|s| s.stx_mtime.tv_sec), Ok(secs));
+    }
+    let _ = fs::symlinkat(c"st", d, c"st_link");
+    t.eq("fs::set_mtime_nofollow", fs::set_mtime(d, c"st_link", 1_000_000, AtFlags::SYMLINK_NOFOLLOW), Ok(()));
+    t.eq("fs::set_mtime_nofollow", fs::statx(d, c"st", AtFlags::EMPTY, StatxMask::MTIME).map(|s| s.stx_mtime.tv_sec), Ok(-86_400));
+    t.err("fs::set_mtime_enoent", fs::set_mtime(d, c"none", 0, AtFlags::EMPTY), Errno::ENOENT);
+
     t.eq("fs::fchmodat", fs::fchmodat(d, c"st", 0o4710), Ok(()));
     t.eq("fs::fchmodat_mode", fs::statx(d, c"st", AtFlags::EMPTY, StatxMask::MODE).map(|s| s.stx_mode & 0o7777), Ok(0o4710));
     t.err("fs::fchmodat_enoent", fs::fchmodat(d, c"none", 0o600), Errno::ENOENT);
