@@ -139,6 +139,46 @@ impl<'a> Iterator for Words<'a> {
     }
 }
 
+/// The original Autoserver's kernel environment variables and the keys they stand for.
+pub const LEGACY: &[(&str, &str)] = &[
+    ("autoserver_boot_dev", "autoinit.boot"),
+    ("autoserver_boot_fstype", "autoinit.bootfs"),
+    ("autoserver_boot_opts", "autoinit.bootopts"),
+    ("autoserver_dir", "autoinit.dir"),
+    ("autoserver_safe_mode", "autoinit.safe"),
+    ("autoserver_init", "autoinit.init"),
+];
+
+/// Writes the legacy variables found in `env` (`NAME=value` entries) as `autoinit.*`
+/// parameters into `out`, to be parsed *before* the real command line so that an
+/// `autoinit.*` key given there wins. Returns the bytes written; variables that do not fit
+/// are left out.
+pub fn legacy_params<'e>(env: impl Iterator<Item = &'e [u8]>, out: &mut [u8]) -> usize {
+    let mut len = 0;
+    for entry in env {
+        let Ok(entry) = core::str::from_utf8(entry) else { continue };
+        let Some((name, value)) = entry.split_once('=') else { continue };
+        let Some((_, key)) = LEGACY.iter().find(|(legacy, _)| *legacy == name) else { continue };
+        if value.contains('"') {
+            continue;
+        }
+        let parts: [&[u8]; 5] = [key.as_bytes(), b"=\"", value.as_bytes(), b"\"", b" "];
+        let need: usize = parts.iter().map(|p| p.len()).sum();
+        if len + need > out.len() {
+            break;
+        }
+        for p in parts {
+            for &b in p {
+                if let Some(slot) = out.get_mut(len) {
+                    *slot = b;
+                    len += 1;
+                }
+            }
+        }
+    }
+    len
+}
+
 /// Parses every `autoinit.*` parameter of `cmdline`; other parameters are the kernel's.
 /// A key given twice takes the last value, as the kernel does.
 pub fn parse(cmdline: &str) -> Parsed<'_> {
@@ -404,6 +444,20 @@ mod tests {
         let p = parse(&line);
         assert_eq!(p.warnings.len(), MAX_WARNINGS);
         assert_eq!(p.dropped_warnings, 40 - MAX_WARNINGS);
+    }
+
+    #[test]
+    fn legacy_variables_become_keys_and_lose_to_real_ones() {
+        let env: [&[u8]; 4] = [b"HOME=/", b"autoserver_boot_dev=LABEL=OLD DISK", b"autoserver_safe_mode=1", b"autoserver_dir=images"];
+        let mut buf = [0u8; 512];
+        let n = legacy_params(env.into_iter(), &mut buf);
+        let mut line = std::string::String::from(core::str::from_utf8(&buf[..n]).unwrap());
+        line.push_str("console=ttyS0 autoinit.dir=autosvr");
+        let p = parse(&line);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert_eq!(p.settings.boot, Some(DeviceSpec::Label("OLD DISK")));
+        assert_eq!(p.settings.safe, 1);
+        assert_eq!(p.settings.dir, "autosvr");
     }
 
     #[test]

@@ -14,11 +14,19 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod boot;
 pub mod cmdline;
 pub mod fail;
 #[macro_use]
 pub mod log;
+pub mod modules_dep;
+pub mod mountopts;
 pub mod mounts;
+pub mod partition;
 pub mod pid1;
 pub mod rescue;
+pub mod sha256;
 pub mod shutdown;
+pub mod stage2;
+pub mod superblock;
+pub mod tar;

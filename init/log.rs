@@ -89,19 +89,25 @@ pub trait Piece {
     fn put(&self, line: &mut Line);
 }
 
-impl Piece for &str {
+impl<T: Piece + ?Sized> Piece for &T {
+    fn put(&self, l: &mut Line) {
+        (**self).put(l)
+    }
+}
+
+impl Piece for str {
     fn put(&self, l: &mut Line) {
         l.push(self.as_bytes())
     }
 }
 
-impl Piece for &[u8] {
+impl Piece for [u8] {
     fn put(&self, l: &mut Line) {
         l.push(self)
     }
 }
 
-impl Piece for &CStr {
+impl Piece for CStr {
     fn put(&self, l: &mut Line) {
         l.push(self.to_bytes())
     }

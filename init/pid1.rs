@@ -5,7 +5,7 @@
 use crate::cmdline::{self, DebugAction};
 use crate::log::{Level, Log};
 use crate::shutdown::{self, Action};
-use crate::{fail, rescue};
+use crate::{boot, fail, rescue, stage2};
 use syscall::entry::Args;
 use syscall::fs::{self, OFlags};
 use syscall::io::{self, PollFd, POLLIN};
@@ -19,6 +19,8 @@ use syscall::{BorrowedFd, Errno, OwnedFd};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// /proc/cmdline is read into this buffer (the kernel's own limit is 2048 to 4096 bytes).
 pub const CMDLINE_BYTES: usize = 4096;
+/// Room for the legacy `autoserver_*` variables rewritten as `autoinit.*` keys.
+pub const LEGACY_BYTES: usize = 1024;
 /// A shell that lived shorter than this is restarted only after the same delay, so that a
 /// broken /bin/sh cannot make PID 1 spin.
 pub const RESPAWN_MIN_MS: u64 = 2000;
@@ -40,45 +42,75 @@ const HANDLED: SigSet = SigSet::EMPTY
     .with(Signal::PWR)
     .with(Signal::HUP);
 
+/// argv[1] of stage 2, exec'd by stage 1 from the new root.
+pub const STAGE2_ARG: &core::ffi::CStr = c"--stage2";
+
+/// Which PID 1 this is.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Stage {
+    /// Started by the kernel from the initramfs: the boot stage runs.
+    Initramfs,
+    /// Exec'd by the boot stage in the new root.
+    Stage2,
+    /// Re-exec'd by the panic policy: rescue shell only.
+    AfterPanic,
+}
+
 pub fn main(args: Args) -> ! {
     if process::getpid() != Pid(1) {
         let _ = fs::write_all(BorrowedFd::STDERR, USAGE.as_bytes());
         process::exit_group(2);
     }
-    let after_panic = args.arg(1) == Some(fail::AFTER_PANIC_ARG);
-    if after_panic {
-        fail::set_after_panic();
-    }
-    run(args, after_panic)
+    let stage = match args.arg(1) {
+        Some(a) if a == fail::AFTER_PANIC_ARG => {
+            fail::set_after_panic();
+            Stage::AfterPanic
+        }
+        Some(a) if a == STAGE2_ARG => Stage::Stage2,
+        _ => Stage::Initramfs,
+    };
+    run(args, stage)
 }
 
-fn run(args: Args, after_panic: bool) -> ! {
+fn run(args: Args, stage: Stage) -> ! {
+    let after_panic = stage == Stage::AfterPanic;
     // Nothing may interrupt PID 1: signals are read from a signalfd.
     let _ = signal::sigprocmask(MaskHow::Set, &SigSet::FULL);
     // Ctrl-Alt-Del sends SIGINT (a reboot, through the orderly path) instead of resetting.
     let _ = system::reboot(RebootCmd::CadOff);
 
     let mut log = Log::console_only();
-    // /dev first (for the console and /dev/kmsg), /proc next (console_loglevel); their
-    // errors are reported once the log can reach kmsg.
-    let dev = mount_pseudo(c"devtmpfs", c"/dev", MountFlags::NOSUID, Some(c"mode=0755"));
-    let proc_ = mount_pseudo(c"proc", c"/proc", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None);
-    reopen_console();
-    let kmsg = log.open_kmsg();
-    log!(log, Level::Info, "autoinit ", VERSION, " starting as PID 1",
-         if after_panic { " (rescue mode after a panic)" } else { "" });
-    if let Err(e) = kmsg {
-        log!(log, Level::Warn, "open /dev/kmsg: ", e, "; logging to the console only");
+    if stage == Stage::Stage2 {
+        // /dev, /proc and /sys were moved here by stage 1; mounting them again would stack.
+        let kmsg = log.open_kmsg();
+        log!(log, Level::Info, "stage 2: running from /__autoinit__/autoinit");
+        if let Err(e) = kmsg {
+            log!(log, Level::Warn, "open /dev/kmsg: ", e, "; logging to the console only");
+        }
+    } else {
+        // /dev first (for the console and /dev/kmsg), /proc next (console_loglevel); their
+        // errors are reported once the log can reach kmsg.
+        let dev = mount_pseudo(c"devtmpfs", c"/dev", MountFlags::NOSUID, Some(c"mode=0755"));
+        let proc_ = mount_pseudo(c"proc", c"/proc", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None);
+        reopen_console();
+        let kmsg = log.open_kmsg();
+        log!(log, Level::Info, "autoinit ", VERSION, " starting as PID 1",
+             if after_panic { " (rescue mode after a panic)" } else { "" });
+        if let Err(e) = kmsg {
+            log!(log, Level::Warn, "open /dev/kmsg: ", e, "; logging to the console only");
+        }
+        report_mount(&log, c"devtmpfs", c"/dev", dev);
+        report_mount(&log, c"proc", c"/proc", proc_);
+        let sys = mount_pseudo(c"sysfs", c"/sys", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None);
+        report_mount(&log, c"sysfs", c"/sys", sys);
+        // Our boot lines must not fall to the kmsg rate limit (a cmdline printk.devkmsg= wins).
+        write_file(c"/proc/sys/kernel/printk_devkmsg", b"on\n");
     }
-    report_mount(&log, c"devtmpfs", c"/dev", dev);
-    report_mount(&log, c"proc", c"/proc", proc_);
-    let sys = mount_pseudo(c"sysfs", c"/sys", MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC, None);
-    report_mount(&log, c"sysfs", c"/sys", sys);
-    // Our boot lines must not fall to the kmsg rate limit (a cmdline printk.devkmsg= wins).
-    write_file(c"/proc/sys/kernel/printk_devkmsg", b"on\n");
 
-    let mut cmdline_buf = [0u8; CMDLINE_BYTES];
-    let cmdline = read_cmdline(&log, &mut cmdline_buf);
+    // The legacy autoserver_* variables first, so that the real autoinit.* keys win.
+    let mut cmdline_buf = [0u8; LEGACY_BYTES + CMDLINE_BYTES];
+    let legacy_len = cmdline::legacy_params(args.env().map(|e| e.to_bytes()), cmdline_buf.get_mut(..LEGACY_BYTES).unwrap_or(&mut []));
+    let cmdline = read_cmdline(&log, &mut cmdline_buf, legacy_len);
     let parsed = cmdline::parse(cmdline);
     log.set_verbosity(parsed.settings.log);
     for w in &parsed.warnings {
@@ -103,14 +135,22 @@ fn run(args: Args, after_panic: bool) -> ! {
             None
         }
     };
+    let env = rescue::environment(args.env());
+    match stage {
+        Stage::Initramfs => match boot::run(&log, &parsed.settings, &env) {
+            boot::Outcome::NoSystem => log!(log, Level::Info, "nothing to boot: starting the rescue shell"),
+            boot::Outcome::Failed => log!(log, Level::Error, "the boot stage failed: starting the rescue shell"),
+        },
+        Stage::Stage2 => {
+            stage2::setup(&log, &parsed.settings);
+            // Until the service manager exists, the booted system gets a shell on the console.
+            let why = if parsed.settings.rescue { "autoinit.rescue" } else { "no services yet" };
+            log!(log, Level::Info, why, ": starting the rescue shell");
+        }
+        Stage::AfterPanic => {}
+    }
     let mut tty_buf = [0u8; 64];
     let tty = rescue::console_tty(&mut tty_buf);
-    let env = rescue::environment(args.env());
-    if parsed.settings.rescue {
-        log!(log, Level::Info, "autoinit.rescue: starting the rescue shell");
-    } else if !after_panic {
-        log!(log, Level::Info, "no system to boot yet: starting the rescue shell");
-    }
 
     let mut sup = Supervisor { log: &log, shell: None, shell_started: Timespec::default(), respawn_at: Some(Timespec::default()) };
     loop {
@@ -245,10 +285,11 @@ fn reopen_console() {
     }
 }
 
-fn read_cmdline<'b>(log: &Log, buf: &'b mut [u8; CMDLINE_BYTES]) -> &'b str {
+/// Reads /proc/cmdline into `buf` after its first `start` bytes; returns all of it as text.
+fn read_cmdline<'b>(log: &Log, buf: &'b mut [u8], start: usize) -> &'b str {
     let n = match fs::open(c"/proc/cmdline", OFlags::RDONLY | OFlags::CLOEXEC, 0) {
-        Ok(fd) => match fs::read_full(&fd, buf) {
-            Ok(n) => n,
+        Ok(fd) => match fs::read_full(&fd, buf.get_mut(start..).unwrap_or(&mut [])) {
+            Ok(n) => start + n,
             Err(e) => {
                 log!(log, Level::Error, "read /proc/cmdline: ", e, "; using defaults");
                 0
@@ -256,7 +297,7 @@ fn read_cmdline<'b>(log: &Log, buf: &'b mut [u8; CMDLINE_BYTES]) -> &'b str {
         },
         Err(e) => {
             log!(log, Level::Error, "open /proc/cmdline: ", e, "; using defaults");
-            0
+            start
         }
     };
     let bytes = buf.get(..n).unwrap_or(&[]);
