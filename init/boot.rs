@@ -92,8 +92,13 @@ impl Default for Path {
 }
 
 impl crate::log::Piece for Path {
+    /// As the booted system will see it: without the `/newroot` prefix of the build.
     fn put(&self, l: &mut crate::log::Line) {
-        l.push(self.bytes())
+        let b = self.bytes();
+        l.push(match b.strip_prefix(NEWROOT.as_bytes()) {
+            Some(rest) if rest.starts_with(b"/") => rest,
+            _ => b,
+        })
     }
 }
 
