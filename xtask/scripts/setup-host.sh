@@ -20,7 +20,9 @@ done
 
 # Debian packages. qemu-system from bookworm conflicts with the qemu-utils 10 from
 # bookworm-backports that this kind of machine ships, so QEMU comes from backports.
-PKGS="qemu-system-x86 qemu-system-arm qemu-system-misc qemu-user-static cpio kmod squashfs-tools dosfstools mtools e2fsprogs fdisk gzip xz-utils zstd busybox-static"
+# squashfs-tools, dosfstools, mtools, e2fsprogs, fdisk (sfdisk), util-linux (blkid), tar and
+# coreutils (sha256sum) build and check the boot-stage test disks (xtask/src/images.rs).
+PKGS="qemu-system-x86 qemu-system-arm qemu-system-misc qemu-user-static cpio kmod squashfs-tools dosfstools mtools e2fsprogs fdisk util-linux tar coreutils gzip xz-utils zstd busybox-static"
 missing=""
 # (No `cmd | grep -q` under pipefail: grep exiting early makes cmd die of SIGPIPE, and the
 # check then fails at random.)

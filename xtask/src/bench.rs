@@ -1,9 +1,10 @@
-//! `cargo xtask bench`: sizes of autoinit next to Debian's static busybox, written to
-//! docs/benchmarks.md. Numbers are reported, never asserted.
+//! `cargo xtask bench`: sizes of autoinit next to Debian's static busybox, and the boot stage
+//! against a busybox-shell script under QEMU (`bench_boot.rs`), written to docs/benchmarks.md.
+//! Numbers are reported, never asserted.
 
 use crate::arch::Arch;
 use crate::debian;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
 use std::process::Command;
 
@@ -16,8 +17,51 @@ fn is_stripped(data: &[u8]) -> bool {
     !data.windows(8).any(|w| w == b".symtab\0")
 }
 
-pub fn run() -> Result<()> {
+/// The options of `cargo xtask bench`.
+struct Options {
+    runs: usize,
+    /// Architectures whose boot stage is measured.
+    boot_arches: Vec<Arch>,
+}
+
+fn options(args: &[String]) -> Result<Options> {
+    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new() };
+    let mut no_boot = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => {
+                let v = it.next().context("--runs needs a value")?;
+                o.runs = v.parse().ok().filter(|n| *n > 0).with_context(|| format!("--runs {v}: not a positive number"))?;
+            }
+            "--arch" => {
+                let v = it.next().context("--arch needs a value")?;
+                let a = Arch::parse(v)?;
+                if crate::boot_tests::board_for(a).is_err() {
+                    bail!("--arch {v}: no QEMU board for it (boards/qemu-{}.toml)", a.name());
+                }
+                o.boot_arches.push(a);
+            }
+            "--no-boot" => no_boot = true,
+            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot])"),
+        }
+    }
+    if no_boot {
+        o.boot_arches.clear();
+    } else if o.boot_arches.is_empty() {
+        o.boot_arches = vec![Arch::X86_64, Arch::Aarch64];
+    }
+    Ok(o)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let opts = options(args)?;
     crate::setup()?;
+    let started = std::time::Instant::now();
     let rustc = Command::new("rustc").arg("--version").output().context("running rustc --version")?;
     let rustc = String::from_utf8_lossy(&rustc.stdout).trim().to_string();
     let date = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().context("running date")?;
@@ -71,8 +115,50 @@ whole files; KiB = 1024 bytes.
     if !notes.is_empty() {
         let _ = write!(md, "\nNotes:\n\n{notes}");
     }
+    if !opts.boot_arches.is_empty() {
+        md.push_str(&boot_section(&opts, &date)?);
+    }
     let path = crate::root().join("docs/benchmarks.md");
     std::fs::write(&path, md).with_context(|| format!("writing {}", path.display()))?;
-    println!("xtask: wrote {}", path.display());
+    println!("xtask: wrote {} ({:.0} s)", path.display(), started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Measures the boot stage on each architecture and returns the section "Boot stage". An
+/// architecture that cannot be measured gets a line saying why; the others are still reported.
+fn boot_section(opts: &Options, date: &str) -> Result<String> {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let load_before = loadavg();
+    let t = std::time::Instant::now();
+    let mut results = Vec::new();
+    let mut failures = String::new();
+    for &arch in &opts.boot_arches {
+        match crate::bench_boot::measure(arch, opts.runs) {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                eprintln!("xtask: bench: {}: {e:#}", arch.name());
+                let first = format!("{e:#}").lines().next().unwrap_or("").to_string();
+                let _ = writeln!(failures, "- {}: not measured: {first} (see target/qemu-logs/bench-{}-*.log)", arch.name(), arch.name());
+            }
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let load_after = loadavg();
+    let modules: Vec<(Arch, usize)> = results.iter().map(|r| (r.arch, r.modules)).collect();
+    let mut md = String::new();
+    let _ = write!(
+        md,
+        "\n## Boot stage\n\nMeasured on {date}: {} boots in {secs:.0} s on a host with {cpus} CPUs, load average {load_before} before and \
+         {load_after} after (1, 5, 15 min). Guests run one at a time.\n\n",
+        results.iter().map(|r| r.samples_len()).sum::<usize>()
+    );
+    md.push_str(&crate::bench_boot::method(&modules, opts.runs));
+    md.push('\n');
+    for r in &results {
+        md.push_str(&r.markdown());
+    }
+    if !failures.is_empty() {
+        let _ = write!(md, "Not measured:\n\n{failures}");
+    }
+    Ok(md)
 }

@@ -44,6 +44,9 @@ pub struct Qemu {
     pub machine: String,
     pub cpu: String,
     pub memory_mb: u32,
+    /// The QEMU device that attaches a test disk (`virtio-blk-pci` on a PCI machine,
+    /// `virtio-blk-device` on virtio-mmio); the boot-stage tests need it.
+    pub disk_device: Option<String>,
     pub kernel_package: String,
     pub debian_arch: String,
 }
@@ -126,6 +129,9 @@ fn validate(b: &Board) -> Result<()> {
     if let Some(q) = &b.qemu {
         if q.debian_arch != arch.debian() {
             bail!("key 'qemu.debian_arch': '{}' does not match arch '{}' (expected '{}')", q.debian_arch, b.arch, arch.debian());
+        }
+        if let Some(d) = q.disk_device.as_deref().filter(|d| d.is_empty() || d.contains([',', ' ', '='])) {
+            bail!("key 'qemu.disk_device': '{d}' must be a QEMU device name such as virtio-blk-pci");
         }
     }
     if let Some(h) = &b.hardware {

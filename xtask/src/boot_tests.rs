@@ -3,6 +3,7 @@
 
 use crate::arch::Arch;
 use crate::board::{self, Board};
+use crate::images::{self, Disk, Images};
 use crate::qemu::{Boot, Vm};
 use crate::{debian, initramfs};
 use anyhow::{bail, Context, Result};
@@ -11,21 +12,24 @@ use std::time::{Duration, Instant};
 
 /// From QEMU's start to autoinit's first line (TCG boots take 2-5 s; leave room for a loaded
 /// machine).
-const BOOT: Duration = Duration::from_secs(90);
+pub(crate) const BOOT: Duration = Duration::from_secs(90);
 /// Between two console lines autoinit prints in a row.
 const STEP: Duration = Duration::from_secs(20);
 /// For QEMU to exit after the kernel's last line.
 const EXIT: Duration = Duration::from_secs(30);
 
-const START: &str = "autoinit: autoinit 0.1.0 starting as PID 1";
-const SHELL: &str = "autoinit: starting rescue shell /bin/sh on /dev/";
+pub(crate) const START: &str = "autoinit: autoinit 0.1.0 starting as PID 1";
+pub(crate) const SHELL: &str = "autoinit: starting rescue shell /bin/sh on /dev/";
 
-/// One architecture, ready to boot: its board, kernel and initramfs.
+/// One architecture, ready to boot: its board, kernel and initramfs, and the boot disks its
+/// selected tests attach.
 pub struct Target {
     pub arch: Arch,
     pub board: Board,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
+    /// Built only when a selected test needs a disk; an error fails only those tests.
+    pub images: Option<std::result::Result<Images, String>>,
 }
 
 /// The QEMU board of an architecture that has one.
@@ -52,14 +56,30 @@ pub fn prepare(arch: Arch, init: Option<PathBuf>) -> Result<Target> {
     let spec = initramfs::Spec { arch, init: &init, busybox: &busybox, kernel: Some(&kernel), modules: &board.modules };
     let initrd = initramfs::build(&spec, &out)?;
     let image = kernel.qemu_image(arch)?;
-    Ok(Target { arch, board, kernel: image, initrd })
+    Ok(Target { arch, board, kernel: image, initrd, images: None })
 }
 
 impl Target {
     /// Boots a fresh guest; the console log is `target/qemu-logs/<arch>-<name>.log`.
     pub fn boot(&self, name: &str, extra_cmdline: &str) -> Result<Vm> {
-        let boot = Boot { board: &self.board, kernel: &self.kernel, initrd: &self.initrd, extra_cmdline };
-        Vm::start(&boot, &format!("{}-{name}", self.arch.name()), false)
+        self.boot_with(name, extra_cmdline, &[])
+    }
+
+    /// Boots a fresh guest with the boot disk `disk` attached (`/dev/vda`).
+    pub fn boot_disk(&self, name: &str, extra_cmdline: &str, disk: Disk) -> Result<Vm> {
+        let images = match &self.images {
+            Some(Ok(i)) => i,
+            Some(Err(e)) => bail!("building the boot disks: {e}"),
+            None => bail!("no boot disks were prepared for {}", self.arch.name()),
+        };
+        let path = images.disk(disk)?.to_path_buf();
+        self.boot_with(name, extra_cmdline, &[path])
+    }
+
+    fn boot_with(&self, name: &str, extra_cmdline: &str, disks: &[PathBuf]) -> Result<Vm> {
+        let boot = Boot { board: &self.board, kernel: &self.kernel, initrd: &self.initrd, extra_cmdline, disks };
+        // '/' in a test name (failures/no_device) is a '-' in the log's name.
+        Vm::start(&boot, &format!("{}-{}", self.arch.name(), name.replace('/', "-")), false)
     }
 
     /// The rescue shell's console device, as autoinit names it.
@@ -75,7 +95,7 @@ fn to_shell(vm: &mut Vm, t: &Target) -> Result<u32> {
 }
 
 /// Waits for the "starting rescue shell" line and a shell that answers; returns its pid.
-fn shell_started(vm: &mut Vm, t: &Target) -> Result<u32> {
+pub(crate) fn shell_started(vm: &mut Vm, t: &Target) -> Result<u32> {
     let line = vm.expect_line(SHELL, STEP)?;
     let want = format!("{SHELL}{} (pid ", &t.console()[5..]);
     let Some(rest) = line.find(&want).map(|i| &line[i + want.len()..]) else {
@@ -103,14 +123,14 @@ fn shutdown(vm: &mut Vm, signal: &str, action: &str, kernel_line: &str) -> Resul
 }
 
 /// `kill -USR2 1`: the power-off sequence, and QEMU exits by itself.
-fn power_off(vm: &mut Vm) -> Result<()> {
+pub(crate) fn power_off(vm: &mut Vm) -> Result<()> {
     vm.send_line("kill -USR2 1")?;
     shutdown(vm, "SIGUSR2", "powering off", "reboot: Power down")?;
     vm.wait_exit(EXIT)?;
     Ok(())
 }
 
-fn check(vm: &Vm, ok: bool, what: impl std::fmt::Display) -> Result<()> {
+pub(crate) fn check(vm: &Vm, ok: bool, what: impl std::fmt::Display) -> Result<()> {
     if ok { Ok(()) } else { Err(vm.fail(what)) }
 }
 
@@ -224,18 +244,31 @@ fn panic_policy(t: &Target) -> Result<()> {
 }
 
 pub struct Test {
+    /// `group/case` names are selected by `--test group` too.
     pub name: &'static str,
     pub arches: &'static [Arch],
-    run: fn(&Target) -> Result<()>,
+    /// The boot disks it attaches (built before any guest starts).
+    pub disks: &'static [Disk],
+    pub run: fn(&Target) -> Result<()>,
 }
 
 pub const TESTS: &[Test] = &[
-    Test { name: "rescue_shell", arches: &[Arch::X86_64, Arch::Aarch64, Arch::Armv7], run: rescue_shell },
-    Test { name: "respawn", arches: &[Arch::X86_64], run: respawn },
-    Test { name: "signals", arches: &[Arch::X86_64], run: signals },
-    Test { name: "cmdline_warnings", arches: &[Arch::X86_64], run: cmdline_warnings },
-    Test { name: "panic_policy", arches: &[Arch::X86_64, Arch::Aarch64], run: panic_policy },
+    Test { name: "rescue_shell", arches: &[Arch::X86_64, Arch::Aarch64, Arch::Armv7], disks: &[], run: rescue_shell },
+    Test { name: "respawn", arches: &[Arch::X86_64], disks: &[], run: respawn },
+    Test { name: "signals", arches: &[Arch::X86_64], disks: &[], run: signals },
+    Test { name: "cmdline_warnings", arches: &[Arch::X86_64], disks: &[], run: cmdline_warnings },
+    Test { name: "panic_policy", arches: &[Arch::X86_64, Arch::Aarch64], disks: &[], run: panic_policy },
 ];
+
+/// The foundation's tests, then the boot stage's.
+pub fn all_tests() -> impl Iterator<Item = &'static Test> {
+    TESTS.iter().chain(crate::boot_stage_tests::TESTS)
+}
+
+/// Whether `--test filter` selects the test `name`: the same name, or its group.
+fn selects(filter: &str, name: &str) -> bool {
+    name == filter || name.strip_prefix(filter).is_some_and(|rest| rest.starts_with('/'))
+}
 
 /// Runs the boot tests for `arches` (only those named in `only_tests`, when not empty), `jobs`
 /// guests at a time; prints one line per test; returns (passed, failed).
@@ -246,19 +279,36 @@ pub fn run(arches: &[Arch], only_tests: &[String], jobs: usize) -> (usize, usize
     }
     let mut work: Vec<(Arch, &Test)> = Vec::new();
     for &arch in arches {
-        for t in TESTS {
-            if t.arches.contains(&arch) && (only_tests.is_empty() || only_tests.iter().any(|n| n == t.name)) {
+        for t in all_tests() {
+            if t.arches.contains(&arch) && (only_tests.is_empty() || only_tests.iter().any(|n| selects(n, t.name))) {
                 work.push((arch, t));
             }
         }
     }
-    // Prepare each architecture once (builds, downloads, initramfs), serially.
+    // Prepare each architecture once (builds, downloads, initramfs, boot disks), serially.
     let mut targets: Vec<(Arch, std::result::Result<Target, String>)> = Vec::new();
     for &arch in arches {
         if work.iter().any(|(a, _)| *a == arch) {
             let init = init_override.as_ref().map(|p| PathBuf::from(p.to_string_lossy().replace("{arch}", arch.name())));
-            let t = prepare(arch, init).map_err(|e| format!("{e:#}"));
-            targets.push((arch, t));
+            let mut disks: Vec<Disk> = Vec::new();
+            for (_, t) in work.iter().filter(|(a, _)| *a == arch) {
+                for d in t.disks {
+                    if !disks.contains(d) {
+                        disks.push(*d);
+                    }
+                }
+            }
+            let t = prepare(arch, init).map(|mut t| {
+                if !disks.is_empty() {
+                    let built = t.board.qemu.as_ref().context("board without [qemu]").and_then(|q| {
+                        let busybox = debian::busybox(&q.debian_arch)?;
+                        images::prepare(arch, &busybox, &disks)
+                    });
+                    t.images = Some(built.map_err(|e| format!("{e:#}")));
+                }
+                t
+            });
+            targets.push((arch, t.map_err(|e| format!("{e:#}"))));
         }
     }
     let queue = std::sync::Mutex::new(work.into_iter());
@@ -291,13 +341,26 @@ pub fn run(arches: &[Arch], only_tests: &[String], jobs: usize) -> (usize, usize
     results.into_inner().unwrap()
 }
 
-/// `--test NAME` values must name a test.
+/// `--test NAME` values must name a test or a group of tests.
 pub fn check_names(names: &[String]) -> Result<()> {
     for n in names {
-        if !TESTS.iter().any(|t| t.name == n) {
-            let all: Vec<&str> = TESTS.iter().map(|t| t.name).collect();
+        if !all_tests().any(|t| selects(n, t.name)) {
+            let all: Vec<&str> = all_tests().map(|t| t.name).collect();
             bail!("unknown boot test '{n}' (tests: {})", all.join(", "));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn groups_select_their_cases() {
+        assert!(super::selects("failures", "failures/no_device"));
+        assert!(super::selects("failures/no_device", "failures/no_device"));
+        assert!(!super::selects("fail", "failures/no_device"));
+        assert!(!super::selects("main_path", "main_path_x"));
+        super::check_names(&["device_names".into(), "respawn".into()]).unwrap();
+        assert!(super::check_names(&["nope".into()]).is_err());
+    }
 }

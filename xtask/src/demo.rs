@@ -10,7 +10,7 @@ use std::time::Duration;
 pub fn run() -> Result<()> {
     crate::setup()?;
     let t = boot_tests::prepare(Arch::X86_64, None)?;
-    let boot = Boot { board: &t.board, kernel: &t.kernel, initrd: &t.initrd, extra_cmdline: "" };
+    let boot = Boot { board: &t.board, kernel: &t.kernel, initrd: &t.initrd, extra_cmdline: "", disks: &[] };
     if std::io::stdin().is_terminal() {
         println!("xtask: booting {} with autoinit as PID 1.", t.board.name);
         println!("xtask: in the rescue shell, `kill -USR2 1` powers off, `kill -TERM 1` reboots (and so quits).");

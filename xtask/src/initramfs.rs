@@ -1,6 +1,7 @@
 //! Builds the test initramfs: an uncompressed newc cpio written in Rust (device nodes need no
 //! root), holding `/init` (autoinit), `/bin/busybox` with a symlink per applet, the usual empty
-//! directories, `/dev/console`, and optionally kernel modules with their dependency closure.
+//! directories, `/dev/console`, and optionally kernel modules with their dependency closure
+//! and the board's module list (`/etc/autoinit/modules`).
 
 use crate::arch::Arch;
 use crate::debian::Kernel;
@@ -20,7 +21,9 @@ pub struct Spec<'a> {
     /// The kernel whose modules `modules` names (needed only when `modules` is not empty).
     pub kernel: Option<&'a Kernel>,
     /// Module names (`virtio_blk`, `squashfs`); each comes with its dependencies from
-    /// modules.dep, under `/lib/modules/<version>/` with a modules.dep of its own.
+    /// modules.dep, under `/lib/modules/<version>/` with a modules.dep of its own and the
+    /// kernel's modules.builtin. The names, in order, are the board's list the boot stage loads:
+    /// `/etc/autoinit/modules`, one per line.
     pub modules: &'a [String],
 }
 
@@ -36,7 +39,7 @@ const FALLBACK_APPLETS: &[&str] = &[
 
 /// Asks busybox which applets it has (`busybox --list-full`), running it with qemu-user when it
 /// is a foreign binary. Falls back to [`FALLBACK_APPLETS`].
-fn applets(arch: Arch, busybox: &Path) -> Vec<String> {
+pub fn applets(arch: Arch, busybox: &Path) -> Vec<String> {
     let try_run = |cmd: &mut std::process::Command| -> Option<Vec<String>> {
         let out = cmd.output().ok()?;
         if !out.status.success() {
@@ -220,6 +223,12 @@ pub fn build(spec: &Spec, out: &Path) -> Result<PathBuf> {
             a.file(&format!("{base}/{p}"), 0o644, &data)?;
         }
         a.file(&format!("{base}/modules.dep"), 0o644, dep.as_bytes())?;
+        // So that the init can tell a built-in module from a missing one.
+        if let Ok(builtin) = std::fs::read(k.modules.join("modules.builtin")) {
+            a.file(&format!("{base}/modules.builtin"), 0o644, &builtin)?;
+        }
+        let list: String = spec.modules.iter().map(|m| format!("{m}\n")).collect();
+        a.file("etc/autoinit/modules", 0o644, list.as_bytes())?;
     }
     let mut f = a.finish()?;
     f.flush()?;

@@ -3,17 +3,20 @@
 
 mod arch;
 mod bench;
+mod bench_boot;
 mod board;
+mod boot_stage_tests;
 mod boot_tests;
 mod build;
 mod debian;
 mod demo;
+mod images;
 mod initramfs;
 mod qemu;
 mod syscall_suite;
 mod test_cmd;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
 const HELP: &str = "\
@@ -26,10 +29,14 @@ commands:
                         run every test: unit, syscall suite (qemu-user), QEMU boot tests
                         (`cargo xtask test --help` for the filters)
   demo                  build and boot the x86_64 QEMU board to the rescue shell
-  bench                 measure sizes (and more) and write docs/benchmarks.md
+  bench [--runs N] [--arch A]... [--no-boot]
+                        measure sizes and the boot stage against a busybox script (QEMU;
+                        default: x86_64 and aarch64, 3 boots each) and write docs/benchmarks.md
   syscall-suite [--arch A]...
                         run tests/syscall-suite under qemu-user (and natively where the host can)
   initramfs [--arch A]  fetch the QEMU board's kernel and build its test initramfs; print both paths
+  images [--arch A]     build the boot-stage test disks (target/images/<arch>/; default: the arches
+                        with a QEMU board); print their paths
 ";
 
 fn main() {
@@ -57,7 +64,7 @@ fn run() -> Result<()> {
         }
         "test" => test_cmd::run(rest)?,
         "demo" => demo::run()?,
-        "bench" => bench::run()?,
+        "bench" => bench::run(rest)?,
         "syscall-suite" => {
             let (passed, failed) = syscall_suite::run(&build::arches_from_args(rest)?)?;
             println!("syscall-suite: {passed} passed, {failed} failed");
@@ -69,6 +76,19 @@ fn run() -> Result<()> {
             for a in build::arches_from_args(rest)? {
                 let t = boot_tests::prepare(a, None)?;
                 println!("{} {}", t.kernel.display(), t.initrd.display());
+            }
+        }
+        "images" => {
+            use arch::Arch;
+            let arches = if rest.is_empty() { vec![Arch::X86_64, Arch::Aarch64, Arch::Armv7] } else { build::arches_from_args(rest)? };
+            for a in arches {
+                let b = boot_tests::board_for(a)?;
+                let q = b.qemu.as_ref().context("board without [qemu]")?;
+                let busybox = debian::busybox(&q.debian_arch)?;
+                let set = images::prepare(a, &busybox, &images::Disk::ALL)?;
+                for d in images::Disk::ALL {
+                    println!("{} {} {}", a.name(), d.name(), set.disk(d)?.display());
+                }
             }
         }
         other => bail!("unknown command '{other}'\n{HELP}"),

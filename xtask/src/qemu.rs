@@ -24,6 +24,8 @@ pub struct Boot<'a> {
     pub initrd: &'a Path,
     /// Appended to the board's command line.
     pub extra_cmdline: &'a str,
+    /// Raw disk images, attached read-only in this order with the board's `qemu.disk_device`.
+    pub disks: &'a [PathBuf],
 }
 
 impl Boot<'_> {
@@ -43,6 +45,18 @@ impl Boot<'_> {
             .arg("-initrd")
             .arg(self.initrd)
             .args(["-append", &append]);
+        if !self.disks.is_empty() {
+            let dev = q.disk_device.as_deref().with_context(|| {
+                format!("board {} has no qemu.disk_device to attach a disk with", self.board.name)
+            })?;
+            for (i, d) in self.disks.iter().enumerate() {
+                // QEMU option values escape a comma by doubling it. Read-only: guests booted at
+                // the same time share the images, and the boot stage mounts them read-only.
+                let file = d.to_str().with_context(|| format!("disk path {} is not UTF-8", d.display()))?.replace(',', ",,");
+                cmd.args(["-drive", &format!("file={file},format=raw,if=none,id=d{i},readonly=on")])
+                    .args(["-device", &format!("{dev},drive=d{i}")]);
+            }
+        }
         Ok(cmd)
     }
 }
@@ -184,6 +198,34 @@ impl Vm {
             let start = t[..i].rfind('\n').map_or(0, |s| s + 1);
             Some((end + 1, t[start..end].to_string()))
         })
+    }
+
+    /// Waits for a complete line after the cursor for which `want` holds, and returns it (the
+    /// cursor moves to its end). A line containing one of `stop` that comes first fails the wait
+    /// at once: a boot that has gone past the point where the line should have appeared.
+    pub fn expect_line_where(
+        &mut self,
+        what: &str,
+        want: impl Fn(&str) -> bool,
+        stop: &[&str],
+        timeout: Duration,
+    ) -> Result<String> {
+        let found = self.wait_for(what, timeout, |t, cur| {
+            let mut start = cur;
+            while let Some(nl) = t[start..].find('\n') {
+                let end = start + nl;
+                let line = &t[start..end];
+                if want(line) {
+                    return Some((end + 1, Ok(line.to_string())));
+                }
+                if stop.iter().any(|s| line.contains(s)) {
+                    return Some((end + 1, Err(line.to_string())));
+                }
+                start = end + 1;
+            }
+            None
+        })?;
+        found.map_err(|line| self.fail(format!("waiting for {what}: this line came first instead:\n    {line}")))
     }
 
     /// Sends bytes to the console, a few at a time as a person types.

@@ -10,7 +10,9 @@ const USAGE: &str = "\
 usage: cargo xtask test [--only unit|syscalls|boot]... [--arch A]... [--test NAME]... [--jobs N]
   --only PART   run only this part (repeatable; default: all three)
   --arch A      architectures for the syscall suite and the boot tests (default: all)
-  --test NAME   only this boot test (rescue_shell, respawn, signals, cmdline_warnings, panic_policy)
+  --test NAME   only this boot test or group (repeatable): rescue_shell, respawn, signals,
+                cmdline_warnings, panic_policy; boot stage: main_path, legacy_env, device_names,
+                safe_mode, failures, or one case such as failures/no_device
   --jobs N      QEMU guests booted at a time (default 2)
 environment: AUTOINIT_TEST_INIT=PATH boots PATH as /init instead of a fresh build (debugging;
   `{arch}` in PATH becomes the architecture's name)";
@@ -142,7 +144,7 @@ pub fn run(args: &[String]) -> Result<()> {
         add(syscall_suite(&o.arches));
     }
     if o.parts.iter().any(|p| p == "boot") {
-        let arches: Vec<Arch> = o.arches.iter().copied().filter(|a| boot_tests::TESTS.iter().any(|t| t.arches.contains(a))).collect();
+        let arches: Vec<Arch> = o.arches.iter().copied().filter(|a| boot_tests::all_tests().any(|t| t.arches.contains(a))).collect();
         add(boot_tests::run(&arches, &o.tests, o.jobs));
     }
     println!("xtask: test wall time {:.0} s", start.elapsed().as_secs_f64());
