@@ -142,6 +142,7 @@ pub fn run<const E: usize>(log: &Log, s: &Settings<'_>, env: &ArgList<'_, E>) ->
     if mount_image(log, s, &image_dir).is_err() {
         return Outcome::Failed;
     }
+    mount_data(log, s);
     if build_root(log).is_err() {
         return Outcome::Failed;
     }
@@ -379,18 +380,27 @@ fn wait_for_device(log: &Log, spec: DeviceSpec<'_>, wait_secs: u32) -> Option<De
     let start = time::clock_gettime(Clock::Monotonic);
     loop {
         let mut found: Option<DevName> = None;
+        let mut also: Option<heapless::String<32>> = None;
         for_each_block_device(|name| {
             if let Some(fstype) = matches(&spec, name, arena.as_mut_slice()) {
                 let mut n = heapless::String::new();
                 if n.push_str(name).is_ok() {
-                    found = Some(DevName { name: n, fstype });
-                    return true;
+                    if found.is_none() {
+                        found = Some(DevName { name: n, fstype });
+                    } else {
+                        // A second match: the choice is arbitrary, say so and stop looking.
+                        also = Some(n);
+                        return true;
+                    }
                 }
             }
             false
         });
         if let Some(dev) = found {
             log!(log, Level::Info, "boot device ", kind, value, " is /dev/", dev.name.as_str(), " (", dev.fstype.unwrap_or("type unknown"), ")");
+            if let Some(other) = also {
+                log!(log, Level::Warn, kind, value, " also matches /dev/", other.as_str(), ": using /dev/", dev.name.as_str(), "; name the device by path or PARTUUID to choose");
+            }
             return Some(dev);
         }
         if time::clock_gettime(Clock::Monotonic).millis_since(start) >= wait_secs as u64 * 1000 {
@@ -456,14 +466,43 @@ fn block_filesystems(buf: &mut [u8; 1024]) -> &str {
     core::str::from_utf8(buf.get(..n).unwrap_or(&[])).unwrap_or("")
 }
 
+/// How to mount one device: the boot disk or the data partition.
+struct DeviceMount<'s> {
+    /// Under the new root: "boot_disk" or "data".
+    dir: &'static str,
+    fstype: &'s str,
+    options: &'s str,
+    /// The command-line key of the options, for error lines.
+    options_key: &'static str,
+}
+
 fn mount_boot_disk(log: &Log, s: &Settings<'_>, dev: &DevName) -> Result<(), Errno> {
-    let target = path(&[NEWROOT.as_bytes(), b"/boot_disk"])?;
+    let m = DeviceMount { dir: "boot_disk", fstype: s.bootfs, options: s.bootopts, options_key: "autoinit.bootopts=" };
+    mount_device(log, &m, dev)
+}
+
+/// The optional persistent partition (`autoinit.data=`) at /data. Its absence or failure is
+/// an error line; the system boots without it.
+fn mount_data(log: &Log, s: &Settings<'_>) {
+    let Some(spec) = s.data else { return };
+    let Some(dev) = wait_for_device(log, spec, s.wait_secs) else {
+        log!(log, Level::Error, "booting without /data");
+        return;
+    };
+    let m = DeviceMount { dir: "data", fstype: s.datafs, options: s.dataopts, options_key: "autoinit.dataopts=" };
+    if mount_device(log, &m, &dev).is_err() {
+        log!(log, Level::Error, "booting without /data");
+    }
+}
+
+fn mount_device(log: &Log, m: &DeviceMount<'_>, dev: &DevName) -> Result<(), Errno> {
+    let target = path(&[NEWROOT.as_bytes(), b"/", m.dir.as_bytes()])?;
     mkdir(target.c(), 0o755)?;
     let devpath = dev.dev_path()?;
-    let opts = match mountopts::parse(s.bootopts) {
+    let opts = match mountopts::parse(m.options) {
         Ok(o) => o,
         Err(why) => {
-            log!(log, Level::Error, "autoinit.bootopts=", s.bootopts, ": ", why);
+            log!(log, Level::Error, m.options_key, m.options, ": ", why);
             return Err(Errno::EINVAL);
         }
     };
@@ -471,8 +510,8 @@ fn mount_boot_disk(log: &Log, s: &Settings<'_>, dev: &DevName) -> Result<(), Err
         let t = path(&[fstype.as_bytes()])?;
         mount::mount(Some(devpath.c()), target.c(), Some(t.c()), opts.flags, opts.data())
     };
-    let result = if s.bootfs != "auto" {
-        (s.bootfs, try_type(s.bootfs))
+    let result = if m.fstype != "auto" {
+        (m.fstype, try_type(m.fstype))
     } else if let Some(t) = dev.fstype {
         (t, try_type(t))
     } else {
@@ -497,11 +536,11 @@ fn mount_boot_disk(log: &Log, s: &Settings<'_>, dev: &DevName) -> Result<(), Err
     };
     match result {
         (t, Ok(())) => {
-            log!(log, Level::Info, "mounted ", devpath, " on /boot_disk (", t, ", ", s.bootopts, ")");
+            log!(log, Level::Info, "mounted ", devpath, " on /", m.dir, " (", t, ", ", m.options, ")");
             Ok(())
         }
         (t, Err(e)) => {
-            log!(log, Level::Error, "mount ", devpath, " on /boot_disk (", t, "): ", e);
+            log!(log, Level::Error, "mount ", devpath, " on /", m.dir, " (", t, "): ", e);
             Err(e)
         }
     }

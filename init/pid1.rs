@@ -113,14 +113,16 @@ fn run(args: Args, stage: Stage) -> ! {
     let cmdline = read_cmdline(&log, &mut cmdline_buf, legacy_len);
     let parsed = cmdline::parse(cmdline);
     log.set_verbosity(parsed.settings.log);
-    for w in &parsed.warnings {
+    // Stage 1 already reported the command line's problems.
+    let warnings: &[cmdline::Warning<'_>] = if stage == Stage::Stage2 { &[] } else { &parsed.warnings };
+    for w in warnings {
         match (w.problem, w.value) {
             ("unknown key", _) => log!(log, Level::Warn, "kernel command line: unknown key ", w.key),
             (problem, Some(v)) => log!(log, Level::Warn, "kernel command line: ", w.key, "=", v, ": ", problem),
             (problem, None) => log!(log, Level::Warn, "kernel command line: ", w.key, ": ", problem),
         }
     }
-    if parsed.dropped_warnings > 0 {
+    if parsed.dropped_warnings > 0 && stage != Stage::Stage2 {
         log!(log, Level::Warn, "kernel command line: ", parsed.dropped_warnings, " more bad autoinit.* keys not shown");
     }
     if parsed.settings.debug == Some(DebugAction::Panic) && !after_panic {

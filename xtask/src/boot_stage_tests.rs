@@ -451,6 +451,47 @@ fn malformed_cmdline(t: &Target) -> Result<()> {
     vm.check_no_kernel_panic()
 }
 
+/// `autoinit.data=`: a second disk (the ext4 one) mounted at /data with its options.
+fn data_partition(t: &Target) -> Result<()> {
+    // Both disks are labelled AUTOSVR: name the boot partition by path.
+    let mut vm = t.boot_disks("data/mounted", "autoinit.boot=/dev/vda1 autoinit.data=/dev/vdb1 autoinit.dataopts=ro,noatime", &[Disk::Main, Disk::Ext4])?;
+    vm.expect(START, BOOT)?;
+    stage_text(&mut vm, &lines::boot_device("/dev/vda1", "vfat"))?;
+    stage_text(&mut vm, "autoinit: mounted /dev/vdb1 on /data (ext4, ro,noatime)")?;
+    to_stage2(&mut vm, t)?;
+    let m = sh(&mut vm, "grep ' /data ' /proc/mounts")?;
+    check(&vm, m.starts_with("/dev/vdb1 /data ext4 ro,noatime"), format!("/data is not the read-only ext4 partition:\n{m}"))?;
+    let visible = succeeds(&mut vm, "test -f /data/autosvr/system.img")?;
+    check(&vm, visible, "the data partition's files are not visible under /data")?;
+    let real_dir = succeeds(&mut vm, "test -d /data && test ! -L /data")?;
+    check(&vm, real_dir, "/data must be a mount point, not a link into the image")?;
+    power_off(&mut vm)?;
+    vm.check_no_kernel_panic()
+}
+
+/// Two disks with the same label: the boot goes on with one of them, and a warning says so.
+fn duplicate_label(t: &Target) -> Result<()> {
+    let mut vm = t.boot_disks("data/duplicate_label", "autoinit.boot=LABEL=AUTOSVR", &[Disk::Main, Disk::Ext4])?;
+    vm.expect(START, BOOT)?;
+    stage(&mut vm, "the duplicate-label warning", |l| l.contains("autoinit: warning: LABEL=AUTOSVR also matches /dev/vd"))?;
+    to_stage2(&mut vm, t)?;
+    power_off(&mut vm)?;
+    vm.check_no_kernel_panic()
+}
+
+/// A data partition that never appears: an error line, and the system boots without /data.
+fn data_missing(t: &Target) -> Result<()> {
+    let mut vm = t.boot_disk("data/missing", "autoinit.boot=LABEL=AUTOSVR autoinit.data=LABEL=NODATA autoinit.wait=2", Disk::Main)?;
+    vm.expect(START, BOOT)?;
+    stage_text(&mut vm, "autoinit: waiting for LABEL=NODATA: timed out after 2 s")?;
+    stage_text(&mut vm, "autoinit: booting without /data")?;
+    to_stage2(&mut vm, t)?;
+    let m = sh(&mut vm, "grep -c ' /data ' /proc/mounts || true")?;
+    check(&vm, m == "0", format!("/data should not be mounted: {m}"))?;
+    power_off(&mut vm)?;
+    vm.check_no_kernel_panic()
+}
+
 const X86: &[Arch] = &[Arch::X86_64];
 
 pub const TESTS: &[Test] = &[
@@ -462,6 +503,9 @@ pub const TESTS: &[Test] = &[
     Test { name: "device_names/partuuid_gpt", arches: X86, disks: &[Disk::Gpt], run: dev_partuuid_gpt },
     Test { name: "device_names/partlabel", arches: X86, disks: &[Disk::Gpt], run: dev_partlabel },
     Test { name: "device_names/ext4_label", arches: X86, disks: &[Disk::Ext4], run: dev_ext4_label },
+    Test { name: "data/mounted", arches: X86, disks: &[Disk::Main, Disk::Ext4], run: data_partition },
+    Test { name: "data/missing", arches: X86, disks: &[Disk::Main], run: data_missing },
+    Test { name: "data/duplicate_label", arches: X86, disks: &[Disk::Main, Disk::Ext4], run: duplicate_label },
     Test { name: "safe_mode/1", arches: X86, disks: &[Disk::Safe], run: safe1 },
     Test { name: "safe_mode/2", arches: X86, disks: &[Disk::Safe], run: safe2 },
     Test { name: "failures/no_device", arches: X86, disks: &[Disk::Main], run: no_device },

@@ -67,13 +67,18 @@ impl Target {
 
     /// Boots a fresh guest with the boot disk `disk` attached (`/dev/vda`).
     pub fn boot_disk(&self, name: &str, extra_cmdline: &str, disk: Disk) -> Result<Vm> {
+        self.boot_disks(name, extra_cmdline, &[disk])
+    }
+
+    /// Boots a fresh guest with `disks` attached in order (`/dev/vda`, `/dev/vdb`, ... on PCI).
+    pub fn boot_disks(&self, name: &str, extra_cmdline: &str, disks: &[Disk]) -> Result<Vm> {
         let images = match &self.images {
             Some(Ok(i)) => i,
             Some(Err(e)) => bail!("building the boot disks: {e}"),
             None => bail!("no boot disks were prepared for {}", self.arch.name()),
         };
-        let path = images.disk(disk)?.to_path_buf();
-        self.boot_with(name, extra_cmdline, &[path])
+        let paths = disks.iter().map(|d| images.disk(*d).map(|p| p.to_path_buf())).collect::<Result<Vec<_>>>()?;
+        self.boot_with(name, extra_cmdline, &paths)
     }
 
     fn boot_with(&self, name: &str, extra_cmdline: &str, disks: &[PathBuf]) -> Result<Vm> {
