@@ -1,31 +1,42 @@
-//! `cargo xtask demo`: boots the qemu-x86_64 board to autoinit's rescue shell.
+//! `cargo xtask demo`: boots the qemu-x86_64 board the way a product boots: autoinit as the
+//! initramfs's /init finds the boot disk by label, loop-mounts the squashfs system image at
+//! /rofs_root of a tmpfs root, applies the overlays, switches root and runs stage 2.
 
 use crate::arch::Arch;
 use crate::boot_tests;
+use crate::debian;
+use crate::images::{self, Disk};
 use crate::qemu::{self, Boot, Vm};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::io::IsTerminal;
 use std::time::Duration;
+
+const CMDLINE: &str = "autoinit.boot=LABEL=AUTOSVR";
 
 pub fn run() -> Result<()> {
     crate::setup()?;
     let t = boot_tests::prepare(Arch::X86_64, None)?;
-    let boot = Boot { board: &t.board, kernel: &t.kernel, initrd: &t.initrd, extra_cmdline: "", disks: &[] };
+    let q = t.board.qemu.as_ref().context("board without [qemu]")?;
+    let busybox = debian::busybox(&q.debian_arch)?;
+    let imgs = images::prepare(Arch::X86_64, &busybox, &[Disk::Main])?;
+    let disk = imgs.disk(Disk::Main)?.to_path_buf();
+    let disks = [disk];
+    let boot = Boot { board: &t.board, kernel: &t.kernel, initrd: &t.initrd, extra_cmdline: CMDLINE, disks: &disks };
     if std::io::stdin().is_terminal() {
-        println!("xtask: booting {} with autoinit as PID 1.", t.board.name);
-        println!("xtask: in the rescue shell, `kill -USR2 1` powers off, `kill -TERM 1` reboots (and so quits).");
+        println!("xtask: booting {} with autoinit as PID 1 and a boot disk ({CMDLINE}).", t.board.name);
+        println!("xtask: you get a shell of the system image; `kill -USR2 1` powers off, `kill -TERM 1` reboots (and so quits).");
         println!("xtask: Ctrl-A X quits QEMU at any time.\n");
         qemu::interactive(&boot)?;
         return Ok(());
     }
     println!("xtask: stdin is not a terminal: a scripted session follows (whole console in target/qemu-logs/demo.log)\n");
     let mut vm = Vm::start(&boot, "demo", false)?;
-    vm.expect("starting as PID 1", Duration::from_secs(90))?;
+    vm.expect("stage 2: running from /__autoinit__/autoinit", Duration::from_secs(120))?;
     vm.wait_shell(Duration::from_secs(60))?;
     let boot_log = vm.text();
     let tail: Vec<&str> = boot_log.lines().filter(|l| l.contains("Linux version") || l.contains("Run /init") || l.contains("autoinit:")).collect();
     println!("{}\n", tail.join("\n"));
-    for cmd in ["cat /proc/mounts", "ps", "dmesg | grep autoinit"] {
+    for cmd in ["grep -E ' / | /rofs_root | /boot_disk ' /proc/mounts", "ls -l / | grep -- '->'", "cat /etc/motd", "hostname", "ps | grep -v ' \\[' "] {
         let out = vm.run(cmd)?;
         println!("/ # {cmd}\n{out}\n");
     }
