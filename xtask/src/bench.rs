@@ -144,15 +144,14 @@ fn boot_section(opts: &Options, date: &str) -> Result<String> {
     }
     let secs = t.elapsed().as_secs_f64();
     let load_after = loadavg();
-    let modules: Vec<(Arch, usize)> = results.iter().map(|r| (r.arch, r.modules)).collect();
     let mut md = String::new();
     let _ = write!(
         md,
         "\n## Boot stage\n\nMeasured on {date}: {} boots in {secs:.0} s on a host with {cpus} CPUs, load average {load_before} before and \
-         {load_after} after (1, 5, 15 min). Guests run one at a time.\n\n",
+         {load_after} after (1, 5, 15 min).\n\n",
         results.iter().map(|r| r.samples_len()).sum::<usize>()
     );
-    md.push_str(&crate::bench_boot::method(&modules, opts.runs));
+    md.push_str(&crate::bench_boot::method(opts.runs));
     md.push('\n');
     for r in &results {
         md.push_str(&r.markdown());
