@@ -56,6 +56,40 @@ pub fn run(t: &mut T) {
     t.eq("mem::memset", buf, [0, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0]);
     t.eq("mem::memset_ret", ret as usize, buf.as_ptr() as usize + 1);
 
+    // Every alignment of source and destination and every length around the word size,
+    // against a plain byte loop.
+    let mut pattern = [0u8; 64];
+    for (i, b) in pattern.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(37).wrapping_add(11);
+    }
+    let (mut copy_ok, mut set_ok) = (true, true);
+    for d_off in 0..9 {
+        for s_off in 0..9 {
+            for n in 0..40 {
+                let mut got = [0u8; 64];
+                // SAFETY: offsets + n stay within both 64-byte buffers.
+                unsafe { memcpy(black_box(got.as_mut_ptr().add(d_off)), black_box(pattern.as_ptr().add(s_off)), black_box(n)) };
+                let mut want = [0u8; 64];
+                for k in 0..n {
+                    want[d_off + k] = pattern[s_off + k];
+                }
+                copy_ok &= got == want;
+            }
+        }
+        for n in 0..40 {
+            let mut got = [7u8; 64];
+            // SAFETY: d_off + n stays within the buffer.
+            unsafe { memset(black_box(got.as_mut_ptr().add(d_off)), black_box(0x5a), black_box(n)) };
+            let mut want = [7u8; 64];
+            for k in 0..n {
+                want[d_off + k] = 0x5a;
+            }
+            set_ok &= got == want;
+        }
+    }
+    t.check("mem::memcpy_every_alignment", copy_ok, format_args!("memcpy differs from a byte loop"));
+    t.check("mem::memset_every_alignment", set_ok, format_args!("memset differs from a byte loop"));
+
     // memcmp: sign of the first difference, bytes compared as unsigned.
     t.check("mem::memcmp_less", cmp(b"abc", b"abd", 3) < 0, format_args!("got {}", cmp(b"abc", b"abd", 3)));
     t.check("mem::memcmp_greater", cmp(b"abd", b"abc", 3) > 0, format_args!("got {}", cmp(b"abd", b"abc", 3)));
