@@ -308,6 +308,27 @@ fn read_head<'b>(name: &str, buf: &'b mut [u8]) -> Option<&'b [u8]> {
     buf.get(..n)
 }
 
+/// Identifies the filesystem on /dev/NAME. `arena` holds two PROBE_BYTES halves: the
+/// device's head, and a FAT root directory that lies beyond it (FAT32 keeps it in a cluster;
+/// its volume-label entry is the one Windows changes, and blkid reads it first).
+fn probe_device(name: &str, arena: &mut [u8]) -> Option<superblock::FsId> {
+    let (head_buf, extra) = arena.split_at_mut_checked(PROBE_BYTES)?;
+    let head = read_head(name, head_buf)?;
+    let mut id = superblock::probe(head)?;
+    if let Some((offset, len)) = superblock::fat_root_dir_beyond(head) {
+        let p = path(&[b"/dev/", name.as_bytes()]).ok()?;
+        if let Ok(fd) = fs::open(p.c(), OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK, 0) {
+            let buf = extra.get_mut(..len)?;
+            if fs::lseek(&fd, fs::Seek::Set(offset)).is_ok() {
+                if let Ok(n) = fs::read_full(&fd, buf) {
+                    superblock::apply_fat_root_dir_label(&mut id, buf.get(..n).unwrap_or(&[]));
+                }
+            }
+        }
+    }
+    Some(id)
+}
+
 /// A partition's number and its disk's name, from sysfs.
 fn partition_of(name: &str) -> Option<(u32, heapless::String<32>)> {
     let p = path(&[b"/sys/class/block/", name.as_bytes(), b"/partition"]).ok()?;
@@ -330,18 +351,18 @@ fn partition_of(name: &str) -> Option<(u32, heapless::String<32>)> {
 
 fn matches(spec: &DeviceSpec<'_>, name: &str, arena: &mut [u8]) -> Option<Option<&'static str>> {
     // The filesystem type, for the log line and for mounting with autoinit.bootfs=auto.
-    let fstype_of = |arena: &mut [u8]| read_head(name, arena).and_then(superblock::probe).map(|id| id.fstype);
+    let fstype_of = |arena: &mut [u8]| probe_device(name, arena).map(|id| id.fstype);
     match *spec {
         DeviceSpec::Path(p) => {
             let want = p.strip_prefix("/dev/")?;
             (want == name).then(|| fstype_of(arena))
         }
         DeviceSpec::Label(want) => {
-            let id = superblock::probe(read_head(name, arena)?)?;
+            let id = probe_device(name, arena)?;
             (id.label.as_str() == want).then_some(Some(id.fstype))
         }
         DeviceSpec::Uuid(want) => {
-            let id = superblock::probe(read_head(name, arena)?)?;
+            let id = probe_device(name, arena)?;
             superblock::uuid_matches(&id.uuid, want).then_some(Some(id.fstype))
         }
         DeviceSpec::PartUuid(_) | DeviceSpec::PartLabel(_) => {
@@ -369,7 +390,7 @@ fn spec_text<'a>(spec: &DeviceSpec<'a>) -> (&'static str, &'a str) {
 
 fn wait_for_device(log: &Log, spec: DeviceSpec<'_>, wait_secs: u32) -> Option<DevName> {
     let (kind, value) = spec_text(&spec);
-    let mut arena = match AnonMap::new(PROBE_BYTES) {
+    let mut arena = match AnonMap::new(2 * PROBE_BYTES) {
         Ok(m) => m,
         Err(e) => {
             log!(log, Level::Error, "memory for probing block devices: ", e);
@@ -412,8 +433,7 @@ fn wait_for_device(log: &Log, spec: DeviceSpec<'_>, wait_secs: u32) -> Option<De
     let mut any = false;
     for_each_block_device(|name| {
         any = true;
-        let head = read_head(name, arena.as_mut_slice());
-        let id = head.and_then(superblock::probe);
+        let id = probe_device(name, arena.as_mut_slice());
         let part = partition_of(name);
         let (label, uuid, fstype) = match &id {
             Some(id) => (id.label.as_str(), id.uuid.as_str(), id.fstype),
