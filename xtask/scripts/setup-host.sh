@@ -22,7 +22,10 @@ done
 # bookworm-backports that this kind of machine ships, so QEMU comes from backports.
 # squashfs-tools, dosfstools, mtools, e2fsprogs, fdisk (sfdisk), util-linux (blkid), tar and
 # coreutils (sha256sum) build and check the boot-stage test disks (xtask/src/images.rs).
-PKGS="qemu-system-x86 qemu-system-arm qemu-system-misc qemu-user-static cpio kmod squashfs-tools dosfstools mtools e2fsprogs fdisk util-linux tar coreutils gzip xz-utils zstd busybox-static"
+# qemu-system-x86 has qemu-system-x86_64 and qemu-system-i386; qemu-system-riscv (a package of
+# its own since QEMU 8, pulled in by qemu-system-misc; named so the dependency is explicit) has
+# qemu-system-riscv64 and the OpenSBI firmware its virt machine boots with (-bios default).
+PKGS="qemu-system-x86 qemu-system-arm qemu-system-misc qemu-system-riscv qemu-user-static cpio kmod squashfs-tools dosfstools mtools e2fsprogs fdisk util-linux tar coreutils gzip xz-utils zstd busybox-static"
 missing=""
 # (No `cmd | grep -q` under pipefail: grep exiting early makes cmd die of SIGPIPE, and the
 # check then fails at random.)

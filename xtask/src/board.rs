@@ -47,6 +47,9 @@ pub struct Qemu {
     /// The QEMU device that attaches a test disk (`virtio-blk-pci` on a PCI machine,
     /// `virtio-blk-device` on virtio-mmio); the boot-stage tests need it.
     pub disk_device: Option<String>,
+    /// QEMU's `-bios` (`default`: the machine's own firmware, e.g. OpenSBI on riscv64 virt);
+    /// not passed when absent.
+    pub bios: Option<String>,
     pub kernel_package: String,
     pub debian_arch: String,
 }
@@ -133,6 +136,9 @@ fn validate(b: &Board) -> Result<()> {
         if let Some(d) = q.disk_device.as_deref().filter(|d| d.is_empty() || d.contains([',', ' ', '='])) {
             bail!("key 'qemu.disk_device': '{d}' must be a QEMU device name such as virtio-blk-pci");
         }
+        if q.bios.as_deref().is_some_and(|b| b.is_empty() || b.contains([',', ' '])) {
+            bail!("key 'qemu.bios': '{}' must be `default` or a firmware file name", q.bios.as_deref().unwrap_or(""));
+        }
     }
     if let Some(h) = &b.hardware {
         if !matches!(h.partition_table.as_str(), "mbr" | "gpt") {
@@ -190,6 +196,23 @@ mod tests {
         let text = std::fs::read_to_string(super::dir().join("qemu-x86_64.toml")).unwrap() + "\nbogus = 1\n";
         let err = toml::from_str::<super::Board>(&text).unwrap_err().to_string();
         assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn every_arch_has_a_qemu_board() {
+        for arch in crate::arch::Arch::ALL {
+            let b = super::load(&format!("qemu-{}", arch.name())).unwrap();
+            assert_eq!(b.arch().unwrap(), arch);
+            assert!(b.qemu.is_some(), "qemu-{} has no [qemu]", arch.name());
+        }
+    }
+
+    #[test]
+    fn bad_bios_is_rejected_with_its_key() {
+        let text = std::fs::read_to_string(super::dir().join("qemu-riscv64.toml")).unwrap();
+        assert!(text.contains("bios = \"default\""));
+        let (err, path) = load_err("bios", &text.replace("bios = \"default\"", "bios = \"\""));
+        assert!(err.contains(&path) && err.contains("qemu.bios"), "{err}");
     }
 
     #[test]

@@ -34,6 +34,19 @@ pub mod lines {
     pub fn overlay(name: &str) -> String {
         format!("autoinit: overlay {name}: ")
     }
+    /// `autoinit: loaded N kernel modules`.
+    pub fn modules_loaded(n: usize) -> String {
+        format!("autoinit: loaded {n} kernel modules")
+    }
+    /// Whether `line` is one of the init's module errors (`load module kernel/...: EINVAL`,
+    /// `open module ...`, `module NAME: not in modules.dep ... not loaded`, `read
+    /// .../modules.dep: ...; no modules loaded`, a malformed modules.dep).
+    pub fn is_module_error(line: &str) -> bool {
+        line.contains("autoinit: load module ")
+            || line.contains("autoinit: open module ")
+            || line.contains("no modules loaded")
+            || (line.contains("autoinit: module ") && (line.contains("not loaded") || line.contains("malformed")))
+    }
     pub const SWITCHING: &str = "autoinit: switching root";
     pub const STAGE2: &str = "autoinit: stage 2: running from /__autoinit__/autoinit";
     /// The end of every failed boot stage (the initramfs rescue shell follows).
@@ -252,10 +265,25 @@ fn check_root(vm: &mut Vm, t: &Target, w: &Want) -> Result<()> {
     check(vm, w == "written", "cannot write a new file in /etc")
 }
 
+/// Every module file of the initramfs was loaded (on riscv64 they are `.ko.xz`, loaded with
+/// MODULE_INIT_COMPRESSED_FILE), and the init reported no module error.
+fn modules_loaded(vm: &mut Vm, t: &Target) -> Result<()> {
+    let want = lines::modules_loaded(t.module_files);
+    let line = stage(vm, "the 'autoinit: loaded N kernel modules' line", |l| {
+        l.contains("autoinit: loaded ") && l.contains(" kernel modules")
+    })?;
+    let text = vm.text();
+    let errors: Vec<&str> =
+        text.lines().filter(|l| lines::is_module_error(l)).collect();
+    check(vm, errors.is_empty(), format!("module errors on the console:\n{}", errors.join("\n")))?;
+    check(vm, line.contains(&want), format!("'{line}', expected '{want}' (every module file of the initramfs)"))
+}
+
 /// The main path: the main disk by `autoinit.boot=LABEL=AUTOSVR` (or the legacy variables).
 fn main_path_with(t: &Target, name: &str, cmdline: &str) -> Result<()> {
     let mut vm = t.boot_disk(name, cmdline, Disk::Main)?;
     vm.expect(START, BOOT)?;
+    modules_loaded(&mut vm, t)?;
     stage_text(&mut vm, &lines::boot_device("LABEL=AUTOSVR", "vfat"))?;
     stage_text(&mut vm, lines::MOUNTED)?;
     image_line(&mut vm, "system.img")?;
@@ -495,7 +523,7 @@ fn data_missing(t: &Target) -> Result<()> {
 const X86: &[Arch] = &[Arch::X86_64];
 
 pub const TESTS: &[Test] = &[
-    Test { name: "main_path", arches: &[Arch::X86_64, Arch::Aarch64, Arch::Armv7], disks: &[Disk::Main], run: main_path },
+    Test { name: "main_path", arches: &[Arch::X86_64, Arch::Aarch64, Arch::Armv7, Arch::Riscv64, Arch::I686], disks: &[Disk::Main], run: main_path },
     Test { name: "legacy_env", arches: X86, disks: &[Disk::Main], run: legacy_env },
     Test { name: "device_names/path", arches: X86, disks: &[Disk::Main], run: dev_path },
     Test { name: "device_names/uuid", arches: X86, disks: &[Disk::Main], run: dev_uuid },
@@ -518,3 +546,17 @@ pub const TESTS: &[Test] = &[
     Test { name: "failures/unknown_module", arches: X86, disks: &[Disk::Main], run: unknown_module },
     Test { name: "failures/malformed_cmdline", arches: X86, disks: &[Disk::Main], run: malformed_cmdline },
 ];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn module_error_lines_are_recognised() {
+        use super::lines::is_module_error;
+        assert!(is_module_error("[ 1.0] autoinit: load module kernel/fs/fat/vfat.ko.xz: EINVAL (a compressed module needs a kernel with CONFIG_MODULE_DECOMPRESS)"));
+        assert!(is_module_error("autoinit: open module /lib/modules/6.1.0-50-686/kernel/x.ko: ENOENT"));
+        assert!(is_module_error("autoinit: module nosuchmod: not in modules.dep or modules.builtin of 6.1.0; not loaded"));
+        assert!(is_module_error("autoinit: read /lib/modules/6.1.0/modules.dep: ENOENT; no modules loaded"));
+        assert!(!is_module_error("autoinit: loaded 12 kernel modules"));
+        assert!(!is_module_error("autoinit: module virtio is built into the kernel"));
+    }
+}

@@ -30,6 +30,9 @@ pub struct Target {
     pub initrd: PathBuf,
     /// Built only when a selected test needs a disk; an error fails only those tests.
     pub images: Option<std::result::Result<Images, String>>,
+    /// How many module files the initramfs holds (the board's modules with their
+    /// dependencies), all of which the boot stage must load.
+    pub module_files: usize,
 }
 
 /// The QEMU board of an architecture that has one.
@@ -55,8 +58,10 @@ pub fn prepare(arch: Arch, init: Option<PathBuf>) -> Result<Target> {
     let out = crate::root().join("target/initramfs").join(format!("{}.cpio", arch.name()));
     let spec = initramfs::Spec { arch, init: &init, busybox: &busybox, kernel: Some(&kernel), modules: &board.modules };
     let initrd = initramfs::build(&spec, &out)?;
+    let module_files =
+        if board.modules.is_empty() { 0 } else { initramfs::module_closure(&kernel.modules, &board.modules)?.0.len() };
     let image = kernel.qemu_image(arch)?;
-    Ok(Target { arch, board, kernel: image, initrd, images: None })
+    Ok(Target { arch, board, kernel: image, initrd, images: None, module_files })
 }
 
 impl Target {
@@ -258,7 +263,7 @@ pub struct Test {
 }
 
 pub const TESTS: &[Test] = &[
-    Test { name: "rescue_shell", arches: &[Arch::X86_64, Arch::Aarch64, Arch::Armv7], disks: &[], run: rescue_shell },
+    Test { name: "rescue_shell", arches: &[Arch::X86_64, Arch::Aarch64, Arch::Armv7, Arch::Riscv64, Arch::I686], disks: &[], run: rescue_shell },
     Test { name: "respawn", arches: &[Arch::X86_64], disks: &[], run: respawn },
     Test { name: "signals", arches: &[Arch::X86_64], disks: &[], run: signals },
     Test { name: "cmdline_warnings", arches: &[Arch::X86_64], disks: &[], run: cmdline_warnings },

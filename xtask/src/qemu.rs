@@ -45,6 +45,9 @@ impl Boot<'_> {
             .arg("-initrd")
             .arg(self.initrd)
             .args(["-append", &append]);
+        if let Some(bios) = &q.bios {
+            cmd.args(["-bios", bios]);
+        }
         if !self.disks.is_empty() {
             let dev = q.disk_device.as_deref().with_context(|| {
                 format!("board {} has no qemu.disk_device to attach a disk with", self.board.name)
