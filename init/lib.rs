@@ -16,6 +16,7 @@
 
 pub mod boot;
 pub mod cmdline;
+pub mod control_proto;
 pub mod fail;
 #[macro_use]
 pub mod log;
