@@ -23,6 +23,7 @@ pub mod log;
 pub mod modules_dep;
 pub mod mountopts;
 pub mod mounts;
+pub mod notify_msg;
 pub mod partition;
 pub mod passwd;
 pub mod pid1;
