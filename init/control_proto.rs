@@ -111,7 +111,8 @@ fn words(s: &str) -> impl Iterator<Item = &str> {
 /// A unit name without its `.service` suffix, if it is a valid one.
 pub fn unit_name(word: &str) -> Result<&str, ProtoError> {
     let name = word.strip_suffix(".service").unwrap_or(word);
-    let ok_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'@' | b'-');
+    let ok_byte =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'@' | b'-');
     if name.is_empty() || name.len() > NAME_BYTES || !name.bytes().all(ok_byte) {
         return Err(ProtoError::BadName);
     }
@@ -337,10 +338,37 @@ pub const ROW_BYTES: usize = 192;
 /// The conventional names of signals 1 to 31, with the numbering that all of autoinit's
 /// architectures (x86, arm, aarch64, riscv64) share.
 const SIGNAL_NAMES: [&str; 31] = [
-    "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL",
-    "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD",
-    "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ",
-    "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGABRT",
+    "SIGBUS",
+    "SIGFPE",
+    "SIGKILL",
+    "SIGUSR1",
+    "SIGSEGV",
+    "SIGUSR2",
+    "SIGPIPE",
+    "SIGALRM",
+    "SIGTERM",
+    "SIGSTKFLT",
+    "SIGCHLD",
+    "SIGCONT",
+    "SIGSTOP",
+    "SIGTSTP",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGURG",
+    "SIGXCPU",
+    "SIGXFSZ",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGWINCH",
+    "SIGIO",
+    "SIGPWR",
+    "SIGSYS",
 ];
 
 /// `SIGTERM`, or `None` for a number without a name (0, real-time signals).
@@ -389,10 +417,7 @@ fn write_last_exit(last: LastExit, out: &mut impl Write) -> Result<(), Full> {
 type Cell<'c> = &'c dyn Fn(&mut heapless::Vec<u8, ROW_BYTES>) -> Result<(), Full>;
 
 /// Writes `cells` at their column stops, at least two spaces apart, and a `\n`.
-fn write_cells(
-    cells: [Cell<'_>; 6],
-    out: &mut impl Write,
-) -> Result<(), Full> {
+fn write_cells(cells: [Cell<'_>; 6], out: &mut impl Write) -> Result<(), Full> {
     let mut row: heapless::Vec<u8, ROW_BYTES> = heapless::Vec::new();
     let mut stop = 0usize;
     for (i, cell) in cells.iter().enumerate() {
@@ -523,8 +548,18 @@ mod tests {
         assert_eq!(parse("exec db ls\n"), Err(BadArgument));
         assert_eq!(parse("exec a/b -- ls\n"), Err(BadName));
         for e in [
-            Empty, TooLong, NotUtf8, ControlByte, NoNewline, TrailingData, UnknownVerb,
-            MissingArgument, ExtraArgument, BadArgument, BadName, BadResponse,
+            Empty,
+            TooLong,
+            NotUtf8,
+            ControlByte,
+            NoNewline,
+            TrailingData,
+            UnknownVerb,
+            MissingArgument,
+            ExtraArgument,
+            BadArgument,
+            BadName,
+            BadResponse,
         ] {
             assert!(!e.message().is_empty() && !e.message().contains('\n'));
         }

@@ -24,6 +24,7 @@ pub mod modules_dep;
 pub mod mountopts;
 pub mod mounts;
 pub mod notify_msg;
+pub mod outlog;
 pub mod partition;
 pub mod passwd;
 pub mod pid1;

@@ -77,9 +77,9 @@ pub fn parse(bytes: &[u8]) -> Notify<'_> {
                 .and_then(|pid| i32::try_from(pid).ok())
                 .filter(|&pid| pid > 1)
                 .map(|pid| n.mainpid = Some(pid)),
-            b"ERRNO" => parse_u64(value)
-                .and_then(|e| i32::try_from(e).ok())
-                .map(|e| n.errno = Some(e)),
+            b"ERRNO" => {
+                parse_u64(value).and_then(|e| i32::try_from(e).ok()).map(|e| n.errno = Some(e))
+            }
             _ if UNSUPPORTED.contains(&key) => {
                 n.unsupported = n.unsupported.saturating_add(1);
                 Some(())
