@@ -29,6 +29,7 @@ pub mod partition;
 pub mod passwd;
 pub mod pid1;
 pub mod rescue;
+pub mod restart;
 pub mod sha256;
 pub mod shutdown;
 pub mod stage2;
