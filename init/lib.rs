@@ -17,6 +17,7 @@
 pub mod boot;
 pub mod cmdline;
 pub mod control_proto;
+pub mod depgraph;
 pub mod fail;
 #[macro_use]
 pub mod log;
