@@ -108,6 +108,16 @@ fn words(s: &str) -> impl Iterator<Item = &str> {
     s.split(is_blank).filter(|w| !w.is_empty())
 }
 
+/// `s` after its first `n` words.
+fn skip_words(s: &str, n: usize) -> &str {
+    let mut rest = s;
+    for _ in 0..n {
+        let word = rest.trim_start_matches(is_blank);
+        rest = word.find(is_blank).and_then(|end| word.get(end..)).unwrap_or("");
+    }
+    rest
+}
+
 /// A unit name without its `.service` suffix, if it is a valid one.
 pub fn unit_name(word: &str) -> Result<&str, ProtoError> {
     let name = word.strip_suffix(".service").unwrap_or(word);
@@ -171,8 +181,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<Request<'_>, ProtoError> {
                 None => return Err(ProtoError::MissingArgument),
             }
             // The command is the rest of the line after `--`, blanks kept as sent.
-            let (_, after) = text.split_once("--").ok_or(ProtoError::MissingArgument)?;
-            let command = after.trim_matches(is_blank);
+            let command = skip_words(text, 3).trim_matches(is_blank);
             if command.is_empty() {
                 return Err(ProtoError::MissingArgument);
             }
@@ -503,6 +512,11 @@ mod tests {
         assert_eq!(name, "db");
         assert_eq!(command.as_str(), "psql  -c 'select 1'");
         assert_eq!(command.iter().collect::<Vec<_>>(), ["psql", "-c", "'select", "1'"]);
+        // A name may contain "--"; only the word `--` separates the command.
+        let Ok(Request::Exec { name, command }) = parse("\texec  a--b\t--  x -- y\n") else {
+            panic!("exec not parsed")
+        };
+        assert_eq!((name, command.as_str()), ("a--b", "x -- y"));
     }
 
     #[test]
