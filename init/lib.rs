@@ -30,3 +30,4 @@ pub mod shutdown;
 pub mod stage2;
 pub mod superblock;
 pub mod tar;
+pub mod unit;
