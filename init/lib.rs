@@ -16,6 +16,7 @@
 
 pub mod boot;
 pub mod cmdline;
+pub mod exec_line;
 pub mod fail;
 #[macro_use]
 pub mod log;

@@ -1237,6 +1237,7 @@ fn commands<'a>(list: &mut Vec<Command<'a>, MAX_COMMANDS>, value: &'a str) -> Re
         return Ok(());
     }
     let c = command(value)?;
+    crate::exec_line::check(c.raw, c.argv0_override).map_err(crate::exec_line::SplitError::message)?;
     list.push(c).map_err(|_| "too many commands (MAX_COMMANDS = 8)")
 }
 
@@ -1712,6 +1713,10 @@ CPUWeight=200
             ("ExecStart", "-", "no command after the prefixes"),
             ("ExecStart", "--/bin/a", "a command prefix is repeated"),
             ("ExecStart", "|/bin/a", "the '|' prefix (login shell) is not supported"),
+            ("ExecStart", "/bin/sh -c 'echo", "unterminated quote in the command line"),
+            ("ExecStartPre", "/bin/echo \\q", "unknown backslash escape in the command line"),
+            ("ExecStop", "bin/stop", "the program must be an absolute path or a bare name"),
+            ("ExecStart", "@/bin/busybox", "the '@' prefix needs the program and its argv[0]"),
             ("Restart", "sometimes", "expected no, always, on-success, on-failure, on-abnormal, on-abort or on-watchdog"),
             ("RestartSec", "5 parsecs", "expected a time span (\"5\", \"500ms\", \"1min 30s\", \"infinity\")"),
             ("RestartSec", "-1", "expected a time span (\"5\", \"500ms\", \"1min 30s\", \"infinity\")"),
