@@ -18,6 +18,7 @@ pub mod boot;
 pub mod cmdline;
 pub mod control_proto;
 pub mod depgraph;
+pub mod exec_line;
 pub mod fail;
 #[macro_use]
 pub mod log;
@@ -37,3 +38,4 @@ pub mod stage2;
 pub mod superblock;
 pub mod tar;
 pub mod text;
+pub mod unit;
