@@ -1,6 +1,6 @@
 //! Files and directories: openat, read, write, close, getdents64, mkdirat, symlinkat,
-//! readlinkat, linkat, unlinkat, renameat2, statx, fchmodat, fchownat, mknodat, fsync, sync, lseek,
-//! ftruncate, sendfile.
+//! readlinkat, linkat, unlinkat, renameat2, statx, fchmodat, fchmod, fchownat, mknodat, fsync, sync,
+//! lseek, ftruncate, sendfile, fcntl (F_GETFL/F_SETFL).
 //!
 //! # Safety
 //! Every call passes pointers to live, correctly sized Rust memory (slices, `&CStr`,
@@ -340,6 +340,31 @@ pub fn fstatx(fd: impl AsFd, mask: StatxMask) -> Result<Statx> {
 pub fn fchmodat(dir: BorrowedFd<'_>, path: &CStr, mode: u32) -> Result<()> {
     // SAFETY: see module docs.
     check_unit(unsafe { syscall3(nr::__NR_fchmodat, arg(dir), path.as_ptr() as usize, mode as usize) })
+}
+
+/// fchmod(fd, mode).
+pub fn fchmod(fd: impl AsFd, mode: u32) -> Result<()> {
+    // SAFETY: no pointers.
+    check_unit(unsafe { syscall2(nr::__NR_fchmod, arg(fd.as_fd()), mode as usize) })
+}
+
+/// fcntl(fd, F_GETFL) — the file status flags (`O_APPEND`, `O_NONBLOCK`, the access mode, ...).
+pub fn fcntl_getfl(fd: impl AsFd) -> Result<OFlags> {
+    // SAFETY: no pointers.
+    check(unsafe { syscall2(nr::__NR_fcntl, arg(fd.as_fd()), g::F_GETFL as usize) }).map(|f| OFlags(f as u32))
+}
+
+/// fcntl(fd, F_SETFL, F_GETFL ± O_NONBLOCK) — switch non-blocking mode on or off. The flag
+/// belongs to the open file description, so every dup of it (and a child's copy) changes too.
+pub fn fcntl_set_nonblock(fd: impl AsFd, on: bool) -> Result<()> {
+    let fd = fd.as_fd();
+    let old = fcntl_getfl(fd)?.bits();
+    let new = if on { old | g::O_NONBLOCK } else { old & !g::O_NONBLOCK };
+    if new == old {
+        return Ok(());
+    }
+    // SAFETY: no pointers.
+    check_unit(unsafe { syscall3(nr::__NR_fcntl, arg(fd), g::F_SETFL as usize, new as usize) })
 }
 
 /// fchownat(dirfd, path, uid, gid, flags) — `u32::MAX` leaves an id unchanged.

@@ -3,8 +3,8 @@
 //! Design, after rustix's `linux_raw` backend:
 //! - `arch/` holds the only inline assembly of the project: `syscall0..6` and `_start`, one
 //!   file per architecture with the same names.
-//! - One module per syscall family (`fs`, `mount`, `process`, `signal`, `time`, `io`, `net`,
-//!   `system`, `mm`). Each wrapper takes typed arguments (`&CStr` paths, borrowed/owned fds,
+//! - One module per syscall family (`fs`, `mount`, `process`, `cap`, `signal`, `time`, `io`,
+//!   `net`, `system`, `mm`, `watchdog`). Each wrapper takes typed arguments (`&CStr` paths, borrowed/owned fds,
 //!   flag types, `Pid`, `Signal`) and returns `Result<T, Errno>`.
 //! - Kernel results are decoded into `Errno` in exactly one place, [`errno::check`].
 //! - Constants and struct layouts come from `linux-raw-sys`, which has them per architecture.
@@ -14,6 +14,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod arch;
+pub mod cap;
 pub mod entry;
 pub mod errno;
 pub mod fd;
@@ -29,6 +30,7 @@ pub mod process;
 pub mod signal;
 pub mod system;
 pub mod time;
+pub mod watchdog;
 
 #[cfg(feature = "freestanding")]
 mod mem;

@@ -1,5 +1,7 @@
-//! Processes: fork (clone), execve, wait4, waitid, exit_group, getpid, getppid, setsid,
-//! setpgid, kill, setresuid, setresgid, setgroups, getuid, prctl, prlimit64, unshare, setns.
+//! Processes: fork and clone_flags (clone), execve, wait4, waitid, exit_group, getpid,
+//! getppid, setsid, setpgid, getpgid, kill, setresuid, setresgid, setgroups, getuid, umask,
+//! getpriority/setpriority, prctl (and its capability, no_new_privs and name options),
+//! prlimit64, unshare, setns.
 //!
 //! # Safety
 //! Calls pass pointers to live Rust memory of the kernel's layout. `fork` is sound here
@@ -13,6 +15,7 @@ use crate::nr;
 use crate::signal::Signal;
 use core::ffi::{c_char, CStr};
 use linux_raw_sys::general as g;
+use linux_raw_sys::prctl as p;
 
 /// A process (or thread group) id.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -36,6 +39,28 @@ pub enum Fork {
 pub fn fork() -> Result<Fork> {
     // SAFETY: see module docs; a NULL stack means the child gets a copy of ours.
     let ret = unsafe { syscall5(nr::__NR_clone, g::SIGCHLD as usize, 0, 0, 0, 0) };
+    check(ret).map(|pid| if pid == 0 { Fork::Child } else { Fork::Parent(Pid(pid as i32)) })
+}
+
+/// The clone flags [`clone_flags`] accepts: the namespaces clone(2) can create.
+/// (CLONE_NEWTIME is left out: clone(2) reads that bit as part of the exit signal; only
+/// clone3 and unshare take it.)
+pub const CLONE_FLAGS_ALLOWED: u64 = (g::CLONE_NEWNS | g::CLONE_NEWCGROUP | g::CLONE_NEWUTS | g::CLONE_NEWIPC
+    | g::CLONE_NEWUSER | g::CLONE_NEWPID | g::CLONE_NEWNET) as u64;
+
+/// clone(flags | SIGCHLD, 0, 0, 0, 0) — fork into new namespaces (`CLONE_NEW*`, e.g.
+/// `NsFlags::NEWUTS.bits() as u64`); `clone_flags(0)` is [`fork`].
+///
+/// Any other bit is `EINVAL`: flags such as CLONE_VM, CLONE_SETTLS or CLONE_*_SETTID need a
+/// stack or pointers, which a fork-like call does not pass. Because ptid, ctid and tls are all
+/// zero, clone's differing argument order (x86_64: flags, stack, ptid, ctid, tls; i686, arm,
+/// aarch64, riscv64: flags, stack, ptid, tls, ctid) does not matter here.
+pub fn clone_flags(flags: u64) -> Result<Fork> {
+    if flags & !CLONE_FLAGS_ALLOWED != 0 {
+        return Err(Errno::EINVAL);
+    }
+    // SAFETY: as fork: a NULL stack gives the child a copy of ours; no pointers are passed.
+    let ret = unsafe { syscall5(nr::__NR_clone, flags as usize | g::SIGCHLD as usize, 0, 0, 0, 0) };
     check(ret).map(|pid| if pid == 0 { Fork::Child } else { Fork::Parent(Pid(pid as i32)) })
 }
 
@@ -243,6 +268,12 @@ pub fn setpgid(pid: i32, pgid: i32) -> Result<()> {
     check_unit(unsafe { syscall2(nr::__NR_setpgid, pid as usize, pgid as usize) })
 }
 
+/// getpgid(pid) — the process group of `pid` (0: this process).
+pub fn getpgid(pid: i32) -> Result<Pid> {
+    // SAFETY: no pointers.
+    check(unsafe { syscall1(nr::__NR_getpgid, pid as usize) }).map(|p| Pid(p as i32))
+}
+
 /// kill(pid, sig) — `pid` -1 is every process but init and the caller.
 pub fn kill(pid: i32, sig: Signal) -> Result<()> {
     // SAFETY: no pointers.
@@ -275,12 +306,107 @@ pub fn prctl(option: u32, a2: usize, a3: usize, a4: usize, a5: usize) -> Result<
 
 /// prctl(PR_SET_CHILD_SUBREAPER, on): orphans of this process's descendants come here.
 pub fn set_child_subreaper(on: bool) -> Result<()> {
-    prctl(linux_raw_sys::prctl::PR_SET_CHILD_SUBREAPER, on as usize, 0, 0, 0).map(|_| ())
+    prctl(p::PR_SET_CHILD_SUBREAPER, on as usize, 0, 0, 0).map(|_| ())
 }
 
 /// prctl(PR_SET_PDEATHSIG, sig).
 pub fn set_parent_death_signal(sig: Option<Signal>) -> Result<()> {
-    prctl(linux_raw_sys::prctl::PR_SET_PDEATHSIG, sig.map_or(0, |s| s.0 as usize), 0, 0, 0).map(|_| ())
+    prctl(p::PR_SET_PDEATHSIG, sig.map_or(0, |s| s.0 as usize), 0, 0, 0).map(|_| ())
+}
+
+/// prctl(PR_SET_NAME, name) — this thread's name (`/proc/self/comm`); the kernel keeps the
+/// first 15 bytes.
+pub fn set_name(name: &CStr) -> Result<()> {
+    prctl(p::PR_SET_NAME, name.as_ptr() as usize, 0, 0, 0).map(|_| ())
+}
+
+/// prctl(PR_SET_NO_NEW_PRIVS, 1) — execve can no longer grant privileges (setuid bits, file
+/// capabilities). Cannot be undone; inherited by children.
+pub fn set_no_new_privs() -> Result<()> {
+    prctl(p::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map(|_| ())
+}
+
+/// prctl(PR_GET_NO_NEW_PRIVS).
+pub fn no_new_privs() -> Result<bool> {
+    prctl(p::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0).map(|v| v != 0)
+}
+
+/// prctl(PR_SET_KEEPCAPS, on) — keep the permitted capabilities across a switch from uid 0
+/// to non-zero uids (cleared again by execve).
+pub fn set_keepcaps(on: bool) -> Result<()> {
+    prctl(p::PR_SET_KEEPCAPS, on as usize, 0, 0, 0).map(|_| ())
+}
+
+/// prctl(PR_GET_KEEPCAPS).
+pub fn keepcaps() -> Result<bool> {
+    prctl(p::PR_GET_KEEPCAPS, 0, 0, 0, 0).map(|v| v != 0)
+}
+
+/// prctl(PR_CAPBSET_DROP, cap) — remove `cap` from the bounding set (needs CAP_SETPCAP;
+/// `EINVAL` for a capability this kernel does not know).
+pub fn capbset_drop(cap: u32) -> Result<()> {
+    prctl(p::PR_CAPBSET_DROP, cap as usize, 0, 0, 0).map(|_| ())
+}
+
+/// prctl(PR_CAPBSET_READ, cap) — whether `cap` is in the bounding set.
+pub fn capbset_read(cap: u32) -> Result<bool> {
+    prctl(p::PR_CAPBSET_READ, cap as usize, 0, 0, 0).map(|v| v != 0)
+}
+
+/// prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap) — `cap` must already be permitted and
+/// inheritable (`EPERM` otherwise).
+pub fn cap_ambient_raise(cap: u32) -> Result<()> {
+    prctl(p::PR_CAP_AMBIENT, p::PR_CAP_AMBIENT_RAISE as usize, cap as usize, 0, 0).map(|_| ())
+}
+
+/// prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap).
+pub fn cap_ambient_is_set(cap: u32) -> Result<bool> {
+    prctl(p::PR_CAP_AMBIENT, p::PR_CAP_AMBIENT_IS_SET as usize, cap as usize, 0, 0).map(|v| v != 0)
+}
+
+/// prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL).
+pub fn cap_ambient_clear_all() -> Result<()> {
+    prctl(p::PR_CAP_AMBIENT, p::PR_CAP_AMBIENT_CLEAR_ALL as usize, 0, 0, 0).map(|_| ())
+}
+
+/// The highest capability number this kernel knows (what /proc/sys/kernel/cap_last_cap
+/// says), found without /proc: PR_CAPBSET_READ answers `EINVAL` past it. 0 if even
+/// capability 0 is unknown, which no Linux kernel does.
+pub fn last_cap() -> u32 {
+    // Binary search for the first unknown number in 1..=64 (capability sets are 64 bits).
+    let (mut known, mut unknown) = (0u32, 64u32);
+    while unknown - known > 1 {
+        let mid = known + (unknown - known) / 2;
+        if capbset_read(mid) == Err(Errno::EINVAL) {
+            unknown = mid;
+        } else {
+            known = mid;
+        }
+    }
+    known
+}
+
+/// umask(mask) — set the file mode creation mask; returns the previous one.
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: no pointers; umask cannot fail.
+    unsafe { syscall1(nr::__NR_umask, (mask & 0o777) as usize) as u32 }
+}
+
+/// setpriority(PRIO_PROCESS, pid, nice) — `pid` 0 is this process. Raising priority
+/// (a lower nice value) needs CAP_SYS_NICE; the kernel clamps `nice` to -20..=19.
+pub fn setpriority_process(pid: i32, nice: i32) -> Result<()> {
+    // SAFETY: no pointers.
+    check_unit(unsafe {
+        syscall3(nr::__NR_setpriority, g::PRIO_PROCESS as usize, pid as usize, nice as isize as usize)
+    })
+}
+
+/// getpriority(PRIO_PROCESS, pid) — the nice value (-20..=19). The raw call returns
+/// `20 - nice` so that no success looks like an error; this undoes that.
+pub fn getpriority_process(pid: i32) -> Result<i32> {
+    // SAFETY: no pointers.
+    let raw = check(unsafe { syscall2(nr::__NR_getpriority, g::PRIO_PROCESS as usize, pid as usize) })?;
+    Ok(20i32.saturating_sub(raw as i32))
 }
 
 /// A resource limit (`RLIMIT_*`).

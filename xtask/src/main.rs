@@ -12,6 +12,7 @@ mod debian;
 mod demo;
 mod images;
 mod initramfs;
+mod notify_daemon;
 mod qemu;
 mod syscall_suite;
 mod test_cmd;

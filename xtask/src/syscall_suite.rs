@@ -11,6 +11,9 @@
 //! `x86_64/native`, `i686/native`): there the calls reach the real kernel instead of
 //! qemu-user's syscall translation, which, for instance, hides a legacy 16-bit uid call
 //! by passing the full value through.
+//!
+//! The runner serves any program that reports the same way ([`Program`]): the notify
+//! daemon's self-test (notify_daemon.rs) runs through it too.
 
 use crate::arch::Arch;
 use crate::build;
@@ -24,19 +27,36 @@ use std::time::Duration;
 /// Generous: a run takes a few seconds, even under qemu-user.
 const TIMEOUT: Duration = Duration::from_secs(300);
 
+/// A freestanding test program that reports like the suite: `ok`/`FAIL` lines, then
+/// `NAME: N passed, M failed`, and exit status 0 exactly when M == 0.
+pub struct Program {
+    /// The summary line's prefix, also the label of the totals this runner prints.
+    pub name: &'static str,
+    /// Arguments before the scratch directory, which always comes last.
+    pub args: &'static [&'static str],
+}
+
+pub const SUITE: Program = Program { name: "syscall-suite", args: &[] };
+
 /// Builds and runs the suite for `arches`; returns (passed, failed) over all runs.
 pub fn run(arches: &[Arch]) -> Result<(usize, usize)> {
+    run_program(&SUITE, arches, |arch| build::package(arch, "syscall-suite", "syscall-suite"))
+}
+
+/// Runs `program` (built by `build` for each arch) under qemu-user for `arches`, and
+/// natively where the host can; returns (passed, failed) over all runs.
+pub fn run_program(program: &Program, arches: &[Arch], build: impl Fn(Arch) -> Result<PathBuf>) -> Result<(usize, usize)> {
     let (mut passed, mut failed) = (0, 0);
     for &arch in arches {
-        let bin = build::package(arch, "syscall-suite", "syscall-suite")?;
+        let bin = build(arch)?;
         let qemu = find_in_path(arch.qemu_user())
             .with_context(|| format!("{} not found in PATH: run `cargo xtask setup`", arch.qemu_user()))?;
-        let (p, f) = run_one(arch.name(), Some(&qemu), &bin)?;
+        let (p, f) = run_one(program, arch.name(), Some(&qemu), &bin)?;
         passed += p;
         failed += f;
         if native(arch) {
             let label = format!("{}/native", arch.name());
-            let (p, f) = run_one(&label, None, &bin)?;
+            let (p, f) = run_one(program, &label, None, &bin)?;
             passed += p;
             failed += f;
         }
@@ -55,9 +75,9 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
 }
 
 /// A fresh, empty scratch directory for one run.
-fn scratch_dir(label: &str) -> Result<PathBuf> {
+fn scratch_dir(program: &str, label: &str) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
-        "autoinit-syscall-suite-{}-{}",
+        "autoinit-{program}-{}-{}",
         label.replace('/', "-"),
         std::process::id()
     ));
@@ -78,43 +98,43 @@ struct Tally {
 }
 
 impl Tally {
-    fn line(&mut self, line: &str) {
+    fn line(&mut self, program: &str, line: &str) {
         if line.starts_with("ok ") {
             self.ok += 1;
         } else if line.starts_with("FAIL ") {
             self.fail += 1;
-        } else if let Some(s) = parse_summary(line) {
+        } else if let Some(s) = parse_summary(program, line) {
             self.summary = Some(s);
         }
     }
 }
 
-/// `syscall-suite: N passed, M failed` → (N, M).
-fn parse_summary(line: &str) -> Option<(usize, usize)> {
-    let rest = line.strip_prefix("syscall-suite: ")?;
+/// `PROGRAM: N passed, M failed` → (N, M).
+fn parse_summary(program: &str, line: &str) -> Option<(usize, usize)> {
+    let rest = line.strip_prefix(program)?.strip_prefix(": ")?;
     let (p, rest) = rest.split_once(" passed, ")?;
     let f = rest.strip_suffix(" failed")?;
     Some((p.parse().ok()?, f.parse().ok()?))
 }
 
-/// Runs the suite once, `qemu` (or natively), and returns (passed, failed) for it.
-fn run_one(label: &str, qemu: Option<&Path>, bin: &Path) -> Result<(usize, usize)> {
-    let scratch = scratch_dir(label)?;
+/// Runs the program once, `qemu` (or natively), and returns (passed, failed) for it.
+fn run_one(program: &Program, label: &str, qemu: Option<&Path>, bin: &Path) -> Result<(usize, usize)> {
+    let scratch = scratch_dir(program.name, label)?;
     let mut cmd = match qemu {
         Some(q) => {
             let mut c = Command::new(q);
             c.arg(bin);
-            // For the suite's execve check: the host kernel cannot exec a foreign arch's
-            // binary without binfmt_misc, so the suite re-executes itself through qemu.
+            // For the programs that exec themselves: the host kernel cannot exec a foreign
+            // arch's binary without binfmt_misc, so they re-execute through qemu.
             c.env("SYSCALL_SUITE_QEMU", q);
             c
         }
         None => Command::new(bin),
     };
-    cmd.arg(&scratch).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(program.args).arg(&scratch).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     // Its own process group, so that a timeout can end the suite and its children together.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().with_context(|| format!("starting the syscall suite for {label}"))?;
+    let mut child = cmd.spawn().with_context(|| format!("starting {} for {label}", program.name))?;
     let pid = child.id();
 
     // Stream stderr (qemu's messages) from a thread; stdout here.
@@ -138,11 +158,11 @@ fn run_one(label: &str, qemu: Option<&Path>, bin: &Path) -> Result<(usize, usize
     let mut tally = Tally::default();
     let stdout = child.stdout.take().context("suite stdout")?;
     for line in BufReader::new(stdout).lines() {
-        let line = line.context("reading the suite's output")?;
+        let line = line.with_context(|| format!("reading the output of {}", program.name))?;
         println!("[{label}] {line}");
-        tally.line(&line);
+        tally.line(program.name, &line);
     }
-    let status = child.wait().context("waiting for the suite")?;
+    let status = child.wait().with_context(|| format!("waiting for {}", program.name))?;
     let _ = done_tx.send(());
     let timed_out = watchdog.join().unwrap_or(false);
     let _ = err_thread.join();
@@ -168,7 +188,7 @@ fn run_one(label: &str, qemu: Option<&Path>, bin: &Path) -> Result<(usize, usize
         println!("[{label}] FAIL run: {p}");
     }
     failed += problems.len();
-    println!("syscall-suite [{label}]: {passed} passed, {failed} failed");
+    println!("{} [{label}]: {passed} passed, {failed} failed", program.name);
     Ok((passed, failed))
 }
 
@@ -178,17 +198,20 @@ mod tests {
 
     #[test]
     fn summary_parsing() {
-        assert_eq!(parse_summary("syscall-suite: 510 passed, 0 failed"), Some((510, 0)));
-        assert_eq!(parse_summary("syscall-suite: 3 passed, 12 failed"), Some((3, 12)));
-        assert_eq!(parse_summary("syscall-suite: x passed, 0 failed"), None);
-        assert_eq!(parse_summary("ok syscall-suite: 1 passed, 0 failed"), None);
+        assert_eq!(parse_summary("syscall-suite", "syscall-suite: 510 passed, 0 failed"), Some((510, 0)));
+        assert_eq!(parse_summary("syscall-suite", "syscall-suite: 3 passed, 12 failed"), Some((3, 12)));
+        assert_eq!(parse_summary("syscall-suite", "syscall-suite: x passed, 0 failed"), None);
+        assert_eq!(parse_summary("syscall-suite", "ok syscall-suite: 1 passed, 0 failed"), None);
+        // Another program's summary is not ours.
+        assert_eq!(parse_summary("syscall-suite", "notify-daemon self-test: 1 passed, 0 failed"), None);
+        assert_eq!(parse_summary("notify-daemon self-test", "notify-daemon self-test: 43 passed, 0 failed"), Some((43, 0)));
     }
 
     #[test]
     fn tally_counts_lines() {
         let mut t = Tally::default();
         for l in ["ok a", "FAIL b: expected 1, got 2", "# note", "ok c", "syscall-suite: 2 passed, 1 failed"] {
-            t.line(l);
+            t.line("syscall-suite", l);
         }
         assert_eq!(t, Tally { ok: 2, fail: 1, summary: Some((2, 1)) });
     }

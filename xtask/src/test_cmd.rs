@@ -1,5 +1,5 @@
-//! `cargo xtask test`: setup, host unit tests, the syscall suite under qemu-user, the QEMU boot
-//! tests; ends with `xtask: N passed, M failed`.
+//! `cargo xtask test`: setup, host unit tests, the syscall suite and the notify daemon's
+//! self-test under qemu-user, the QEMU boot tests; ends with `xtask: N passed, M failed`.
 
 use crate::arch::Arch;
 use crate::boot_tests;
@@ -127,6 +127,17 @@ fn syscall_suite(arches: &[Arch]) -> (usize, usize) {
     }
 }
 
+/// The notify daemon's self-test under qemu-user (notify_daemon.rs).
+fn notify_daemon_self_test(arches: &[Arch]) -> (usize, usize) {
+    match crate::notify_daemon::self_test(arches) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("FAILED notify-daemon self-test: {e:#}");
+            (0, 1)
+        }
+    }
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     let o = parse(args)?;
     let start = std::time::Instant::now();
@@ -142,6 +153,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     if o.parts.iter().any(|p| p == "syscalls") {
         add(syscall_suite(&o.arches));
+        add(notify_daemon_self_test(&o.arches));
     }
     if o.parts.iter().any(|p| p == "boot") {
         let arches: Vec<Arch> = o.arches.iter().copied().filter(|a| boot_tests::all_tests().any(|t| t.arches.contains(a))).collect();

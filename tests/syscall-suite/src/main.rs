@@ -17,6 +17,7 @@ mod harness;
 #[macro_use]
 mod util;
 mod t_base;
+mod t_cap;
 mod t_fs;
 mod t_io;
 mod t_loopdev;
@@ -29,6 +30,7 @@ mod t_process;
 mod t_signal;
 mod t_system;
 mod t_time;
+mod t_watchdog;
 
 use harness::T;
 use syscall::entry::Args;
@@ -54,7 +56,7 @@ fn program_main(args: Args) -> ! {
         process::exit_group(1);
     }
     // Modes in the checks are exact: no umask interference.
-    t_base::set_umask(0);
+    syscall::process::umask(0);
 
     let mut t = T::new();
     t_base::run(&mut t, &args);
@@ -64,12 +66,14 @@ fn program_main(args: Args) -> ! {
     t_mount::run(&mut t);
     t_loopdev::run(&mut t);
     t_process::run(&mut t, &args, me.as_cstr());
+    t_cap::run(&mut t);
     t_signal::run(&mut t);
     t_time::run(&mut t);
     t_io::run(&mut t);
     t_net::run(&mut t);
     t_system::run(&mut t);
     t_mm::run(&mut t);
+    t_watchdog::run(&mut t, t_process::under_qemu(&args));
 
     say!("syscall-suite: {} passed, {} failed", t.passed(), t.failed());
     process::exit_group(if t.failed() == 0 { 0 } else { 1 });

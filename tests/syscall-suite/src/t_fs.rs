@@ -21,6 +21,7 @@ pub fn run(t: &mut T) {
     links(t, d);
     unlink_rename(t, d);
     stat_chmod_chown(t, d);
+    fchmod_fcntl(t, d);
     nodes_sync(t, d);
 }
 
@@ -399,4 +400,43 @@ fn nodes_sync(t: &mut T, d: BorrowedFd<'_>) {
         t.eq("fs::openat_path_dirfd", st, Ok(1));
         t.err("fs::openat_path_no_read", fs::getdents64(&p, &mut buf), Errno::EBADF);
     }
+}
+
+/// fchmod on an open fd, and O_NONBLOCK switched with fcntl (seen in fdinfo and in a read).
+fn fchmod_fcntl(t: &mut T, d: BorrowedFd<'_>) {
+    let mode_of = |p: &core::ffi::CStr| fs::statx(d, p, AtFlags::EMPTY, StatxMask::MODE).map(|s| s.stx_mode as u32 & 0o7777);
+    if let Some(f) = t.need("fs::fchmod_open", fs::openat(d, c"fchmod", OFlags::WRONLY | OFlags::CREAT | OFlags::CLOEXEC, 0o600)) {
+        t.eq("fs::fchmod", fs::fchmod(&f, 0o4751), Ok(()));
+        t.eq("fs::fchmod_mode", mode_of(c"fchmod"), Ok(0o4751));
+        t.eq("fs::fchmod_back", fs::fchmod(&f, 0o640).and_then(|_| mode_of(c"fchmod")), Ok(0o640));
+    }
+    if let Some(p) = t.need("fs::fchmod_open_path", fs::openat(d, c"fchmod", OFlags::PATH | OFlags::CLOEXEC, 0)) {
+        t.err("fs::fchmod_o_path_ebadf", fs::fchmod(&p, 0o600), Errno::EBADF);
+    }
+    t.err("fs::fchmod_ebadf", fs::fchmod(BorrowedFd::raw_static(9999), 0o600), Errno::EBADF);
+
+    let Some((r, w)) = t.need("fs::fcntl_pipe", syscall::io::pipe2(true, false)) else { return };
+    const NONBLOCK: u64 = 0o4000; // fdinfo's octal O_NONBLOCK, the same on all five arches
+    t.eq("fs::fcntl_getfl_rdonly", fs::fcntl_getfl(&r).map(|f| f.bits() & 0o3), Ok(OFlags::RDONLY.bits()));
+    t.eq("fs::fcntl_getfl_wronly", fs::fcntl_getfl(&w).map(|f| f.bits() & 0o3), Ok(OFlags::WRONLY.bits()));
+    t.eq("fs::fcntl_set_nonblock", fs::fcntl_set_nonblock(&r, true), Ok(()));
+    t.eq("fs::fcntl_nonblock_getfl", fs::fcntl_getfl(&r).map(|f| f.contains(OFlags::NONBLOCK)), Ok(true));
+    t.eq("fs::fcntl_nonblock_fdinfo", util::fd_flags(&r).map(|f| f & NONBLOCK), Some(NONBLOCK));
+    let mut b = [0u8; 4];
+    t.err("fs::fcntl_nonblock_read_eagain", fs::read(&r, &mut b), Errno::EAGAIN);
+    // Setting it again changes nothing; the close-on-exec fd flag is untouched.
+    t.eq("fs::fcntl_set_nonblock_twice", fs::fcntl_set_nonblock(&r, true), Ok(()));
+    t.eq("fs::fcntl_keeps_cloexec", util::fd_flags(&r).map(|f| f & util::FDINFO_CLOEXEC), Some(util::FDINFO_CLOEXEC));
+    t.eq("fs::fcntl_clear_nonblock", fs::fcntl_set_nonblock(&r, false), Ok(()));
+    t.eq("fs::fcntl_cleared_fdinfo", util::fd_flags(&r).map(|f| f & NONBLOCK), Some(0));
+    // Blocking again: a read waits for the writer (a child writes after 100 ms).
+    if let Ok(pid) = crate::harness::spawn(|| {
+        let _ = syscall::time::sleep(syscall::time::Timespec::from_millis(100));
+        let _ = fs::write(&w, b"late");
+        0
+    }) {
+        t.eq("fs::fcntl_blocking_read", fs::read(&r, &mut b).map(|n| B(&b[..n])), Ok(B(b"late")));
+        let _ = crate::harness::wait(pid);
+    }
+    t.err("fs::fcntl_ebadf", fs::fcntl_set_nonblock(BorrowedFd::raw_static(9999), true), Errno::EBADF);
 }

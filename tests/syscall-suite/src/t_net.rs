@@ -1,6 +1,8 @@
 //! Unix sockets: socketpair with sendmsg/recvmsg (and truncation), a listening socket on a
-//! path in the scratch directory and on an abstract name, accept4, SO_PEERCRED; and
-//! interface_up on the `lo` of a new network namespace.
+//! path in the scratch directory and on an abstract name, accept4, SO_PEERCRED; datagrams
+//! with SO_PASSCRED credentials sent with sendto to a path and an abstract name, SCM_RIGHTS
+//! fds closed on receipt, SO_SNDTIMEO/SO_RCVTIMEO, shutdown; and interface_up on the `lo`
+//! of a new network namespace.
 
 use crate::harness::{section, spawn, wait, En, B, T};
 use crate::util::{self, fd_flags, read_file, FDINFO_CLOEXEC};
@@ -14,6 +16,11 @@ pub fn run(t: &mut T) {
     pairs(t);
     path_socket(t);
     abstract_socket(t);
+    passcred(t);
+    passcred_other_process(t);
+    rights_are_closed(t);
+    timeouts(t);
+    shutdown(t);
     section(t, "net::interface_up", interface_up);
 }
 
@@ -220,4 +227,211 @@ fn interface_up(t: &mut T) {
     // IFNAMSIZ is 16 with the NUL: 15 bytes is the longest name (here of no interface).
     t.err("net::interface_up_15_bytes_enodev", net::interface_up(c"nosuchif0123456"), Errno::ENODEV);
     t.err("net::interface_up_16_bytes_enametoolong", net::interface_up(c"nosuchif01234567"), Errno::ENAMETOOLONG);
+}
+
+/// The next fd number open() hands out (the lowest free one), to see that no fd leaked.
+fn next_fd() -> i32 {
+    fs::open(c"/dev/null", fs::OFlags::RDONLY | fs::OFlags::CLOEXEC, 0).map(|f| f.raw()).unwrap_or(-1)
+}
+
+fn passcred(t: &mut T) {
+    let mut buf = [0u8; 64];
+    let Some(rx) = t.need("net::passcred_socket", net::socket_unix(SocketType::Datagram, false)) else { return };
+    let Some(tx) = t.need("net::passcred_sender", net::socket_unix(SocketType::Datagram, false)) else { return };
+    let Some(()) = t.need("net::passcred_bind", net::bind_unix(&rx, c"notify")) else { return };
+    // Without SO_PASSCRED a datagram comes without credentials.
+    t.eq("net::sendto_unix_path", net::sendto_unix(&tx, b"READY=1", c"notify"), Ok(7));
+    let got = net::recvmsg_cred(&rx, &mut buf).map(|(n, c)| (B(&buf[..n]), c));
+    t.eq("net::recvmsg_cred_no_passcred", got, Ok((B(b"READY=1"), None)));
+    t.eq("net::set_passcred", net::set_passcred(&rx, true), Ok(()));
+    t.eq("net::passcred_getsockopt", getsockopt_int(&rx, linux_raw_sys::net::SO_PASSCRED), Ok(1));
+    let _ = net::sendto_unix(&tx, b"STATUS=up", c"notify");
+    let got = net::recvmsg_cred(&rx, &mut buf).map(|(n, c)| (B(&buf[..n]), c));
+    t.eq("net::recvmsg_cred", got, Ok((B(b"STATUS=up"), Some(me()))));
+    t.err("net::recvmsg_cred_empty_eagain", net::recvmsg_cred(&rx, &mut buf), Errno::EAGAIN);
+    // A datagram longer than the buffer is consumed and reported, not cut short.
+    let _ = net::sendto_unix(&tx, b"0123456789", c"notify");
+    t.err("net::recvmsg_cred_truncated_emsgsize", net::recvmsg_cred(&rx, &mut buf[..4]), Errno::EMSGSIZE);
+    t.err("net::recvmsg_cred_truncated_consumed", net::recvmsg_cred(&rx, &mut buf), Errno::EAGAIN);
+    // An empty datagram is a message too.
+    let _ = net::sendto_unix(&tx, b"", c"notify");
+    t.eq("net::recvmsg_cred_empty_datagram", net::recvmsg_cred(&rx, &mut buf), Ok((0, Some(me()))));
+    t.eq("net::set_passcred_off", net::set_passcred(&rx, false).and_then(|_| getsockopt_int(&rx, linux_raw_sys::net::SO_PASSCRED)), Ok(0));
+
+    t.err("net::sendto_unix_enoent", net::sendto_unix(&tx, b"x", c"no-such-socket"), Errno::ENOENT);
+    t.err("net::sendto_unix_not_socket", net::sendto_unix(&tx, b"x", c"fs/src"), Errno::ECONNREFUSED);
+    t.err("net::sendto_unix_enametoolong", net::sendto_unix(&tx, b"x", cfmt!("{:p<108}", "n-").as_cstr()), Errno::ENAMETOOLONG);
+    if let Ok(f) = fs::open(c"/dev/null", fs::OFlags::RDONLY | fs::OFlags::CLOEXEC, 0) {
+        t.err("net::set_passcred_enotsock", net::set_passcred(&f, true), Errno::ENOTSOCK);
+    }
+    t.err("net::recvmsg_cred_ebadf", net::recvmsg_cred(BorrowedFd::raw_static(9999), &mut buf), Errno::EBADF);
+
+    // An abstract name, as NOTIFY_SOCKET=@name.
+    let name = cfmt!("@syscall-suite-notify-{}", process::getpid().0);
+    let Some(arx) = t.need("net::passcred_abstract_socket", net::socket_unix(SocketType::Datagram, false)) else { return };
+    let bound = net::bind_unix(&arx, name.as_cstr()).and_then(|_| net::set_passcred(&arx, true));
+    t.eq("net::passcred_abstract_setup", bound, Ok(()));
+    t.eq("net::sendto_unix_abstract", net::sendto_unix(&tx, b"READY=1\nSTATUS=x", name.as_cstr()), Ok(16));
+    let got = net::recvmsg_cred(&arx, &mut buf).map(|(n, c)| (B(&buf[..n]), c));
+    t.eq("net::recvmsg_cred_abstract", got, Ok((B(b"READY=1\nSTATUS=x"), Some(me()))));
+    let missing = cfmt!("@syscall-suite-notify-missing-{}", process::getpid().0);
+    t.err("net::sendto_unix_abstract_missing", net::sendto_unix(&tx, b"x", missing.as_cstr()), Errno::ECONNREFUSED);
+
+    // A datagram socketpair: the receiving end asks for credentials.
+    if let Some((a, b)) = t.need("net::passcred_pair", net::socketpair_unix(SocketType::Datagram)) {
+        let _ = net::set_passcred(&b, true);
+        let _ = net::sendmsg(&a, b"pair", 0);
+        let got = net::recvmsg_cred(&b, &mut buf).map(|(n, c)| (B(&buf[..n]), c));
+        t.eq("net::recvmsg_cred_socketpair", got, Ok((B(b"pair"), Some(me()))));
+    }
+}
+
+/// The credentials are the sender's: a child's pid, and its ids after it changed them.
+fn passcred_other_process(t: &mut T) {
+    let Some(rx) = t.need("net::passcred_child_socket", net::socket_unix(SocketType::Datagram, false)) else { return };
+    let bound = net::bind_unix(&rx, c"notify-child").and_then(|_| net::set_passcred(&rx, true));
+    let Some(()) = t.need("net::passcred_child_setup", bound) else { return };
+    let root = util::is_root();
+    let child = spawn(|| {
+        if root && (process::setresgid(1234, 1234, 1234).is_err() || process::setresuid(4321, 4321, 4321).is_err()) {
+            return 1;
+        }
+        let Ok(tx) = net::socket_unix(SocketType::Datagram, false) else { return 2 };
+        if net::sendto_unix(&tx, b"MAINPID=1", c"notify-child") != Ok(9) { 3 } else { 0 }
+    });
+    let Ok(pid) = child else { return };
+    let status = wait(pid).map(|s| s.exit_code());
+    t.eq("net::passcred_child_exit", status, Ok(Some(0)));
+    let mut buf = [0u8; 16];
+    let want = if root { Ucred { pid: pid.0, uid: 4321, gid: 1234 } } else { Ucred { pid: pid.0, ..me() } };
+    let got = net::recvmsg_cred(&rx, &mut buf).map(|(n, c)| (B(&buf[..n]), c));
+    t.eq("net::recvmsg_cred_child", got, Ok((B(b"MAINPID=1"), Some(want))));
+}
+
+/// sendmsg with one SCM_RIGHTS control message carrying `fds` (no wrapper sends fds).
+fn send_fds(fd: impl AsFd, data: &[u8], fds: &[i32]) -> Result<usize, Errno> {
+    const W: usize = core::mem::size_of::<usize>();
+    // cmsghdr (len: size_t, level: int, type: int), then the ints, padded to a long.
+    let hdr = (W + 8 + W - 1) & !(W - 1);
+    let len = hdr + fds.len() * 4;
+    let mut control = [0usize; 32];
+    let bytes = control.len() * W;
+    if len > bytes {
+        return Err(Errno::EINVAL);
+    }
+    // SAFETY: `control` is bytes long and we write inside it.
+    let c = unsafe { core::slice::from_raw_parts_mut(control.as_mut_ptr() as *mut u8, bytes) };
+    c[..W].copy_from_slice(&len.to_ne_bytes());
+    c[W..W + 4].copy_from_slice(&(linux_raw_sys::net::SOL_SOCKET as i32).to_ne_bytes());
+    c[W + 4..W + 8].copy_from_slice(&(linux_raw_sys::net::SCM_RIGHTS as i32).to_ne_bytes());
+    for (i, fd) in fds.iter().enumerate() {
+        c[hdr + i * 4..hdr + i * 4 + 4].copy_from_slice(&fd.to_ne_bytes());
+    }
+    let iov = [data.as_ptr() as usize, data.len()];
+    // struct msghdr: name, namelen (padded to a pointer), iov, iovlen, control, controllen, flags.
+    let msg: [usize; 7] = [0, 0, iov.as_ptr() as usize, 1, control.as_ptr() as usize, (len + W - 1) & !(W - 1), 0];
+    // SAFETY: msg points to live iov and control buffers of the lengths given.
+    syscall::errno::check(unsafe {
+        syscall::arch::syscall3(linux_raw_sys::general::__NR_sendmsg, fd.as_fd().raw() as usize, msg.as_ptr() as usize, 0)
+    })
+}
+
+/// Fds that a sender attaches are closed by recvmsg_cred: the lowest free fd number is the
+/// same before and after, also when more arrive than it has room for.
+fn rights_are_closed(t: &mut T) {
+    let Some((a, b)) = t.need("net::rights_pair", net::socketpair_unix(SocketType::Datagram)) else { return };
+    let _ = net::set_passcred(&b, true);
+    let mut buf = [0u8; 16];
+    for (name, count) in [("net::recvmsg_cred_closes_rights", 2usize), ("net::recvmsg_cred_closes_many_rights", 20)] {
+        let fds = [0i32, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1];
+        let before = next_fd();
+        let sent = send_fds(&a, b"fds", &fds[..count]);
+        let got = net::recvmsg_cred(&b, &mut buf).map(|(n, c)| (B(&buf[..n]), c));
+        let after = next_fd();
+        t.eq(name, (sent, got, after), (Ok(3), Ok((B(b"fds"), Some(me()))), before));
+    }
+    // The same without SO_PASSCRED (no credentials message before the fds).
+    let _ = net::set_passcred(&b, false);
+    let before = next_fd();
+    let sent = send_fds(&a, b"fds", &[0, 1]);
+    let got = net::recvmsg_cred(&b, &mut buf);
+    t.eq("net::recvmsg_cred_closes_rights_no_passcred", (sent, got, next_fd()), (Ok(3), Ok((3, None)), before));
+}
+
+fn getsockopt_int(fd: impl AsFd, name: u32) -> Result<i32, Errno> {
+    let mut v: i32 = -1;
+    let mut len: u32 = 4;
+    // SAFETY: v and len are writable for the lengths given.
+    syscall::errno::check(unsafe {
+        syscall::arch::syscall5(linux_raw_sys::general::__NR_getsockopt, fd.as_fd().raw() as usize,
+                                linux_raw_sys::net::SOL_SOCKET as usize, name as usize, &mut v as *mut i32 as usize,
+                                &mut len as *mut u32 as usize)
+    })?;
+    Ok(v)
+}
+
+/// getsockopt(SO_{SND,RCV}TIMEO_OLD) as (seconds, microseconds): a struct of two C longs.
+fn getsockopt_timeval(fd: impl AsFd, name: u32) -> Result<(isize, isize), Errno> {
+    let mut v: [isize; 2] = [-1, -1];
+    let mut len: u32 = core::mem::size_of_val(&v) as u32;
+    // SAFETY: v and len are writable for the lengths given.
+    syscall::errno::check(unsafe {
+        syscall::arch::syscall5(linux_raw_sys::general::__NR_getsockopt, fd.as_fd().raw() as usize,
+                                linux_raw_sys::net::SOL_SOCKET as usize, name as usize, v.as_mut_ptr() as usize,
+                                &mut len as *mut u32 as usize)
+    })?;
+    Ok((v[0], v[1]))
+}
+
+fn timeouts(t: &mut T) {
+    use linux_raw_sys::net::{SO_RCVTIMEO_OLD, SO_SNDTIMEO_OLD};
+    use syscall::time::{clock_gettime, Clock};
+    let Some((a, b)) = t.need("net::timeout_pair", net::socketpair_unix(SocketType::Stream)) else { return };
+    t.eq("net::set_recv_timeout", net::set_recv_timeout(&b, 1500), Ok(()));
+    t.eq("net::recv_timeout_read_back", getsockopt_timeval(&b, SO_RCVTIMEO_OLD), Ok((1, 500_000)));
+    // 200 ms: a whole number of jiffies at HZ 100, 250, 300 and 1000, so it reads back exactly.
+    let _ = net::set_recv_timeout(&b, 200);
+    let start = clock_gettime(Clock::Monotonic);
+    let mut buf = [0u8; 8];
+    let r = net::recvmsg(&b, &mut buf, 0);
+    let took = clock_gettime(Clock::Monotonic).millis_since(start);
+    t.err("net::recv_timeout_eagain", r, Errno::EAGAIN);
+    t.check("net::recv_timeout_waited", (180..5000).contains(&took), format_args!("gave up after {took} ms, expected about 200"));
+    t.eq("net::recv_timeout_zero_is_none", net::set_recv_timeout(&b, 0).and_then(|_| getsockopt_timeval(&b, SO_RCVTIMEO_OLD)),
+         Ok((0, 0)));
+
+    t.eq("net::set_send_timeout", net::set_send_timeout(&a, 300), Ok(()));
+    t.eq("net::send_timeout_read_back", getsockopt_timeval(&a, SO_SNDTIMEO_OLD), Ok((0, 300_000)));
+    // Fill the pair until a send blocks; that send gives up after the timeout.
+    let chunk = [0u8; 4096];
+    let mut last = Ok(0);
+    let mut took = 0;
+    for _ in 0..4096 {
+        let start = clock_gettime(Clock::Monotonic);
+        last = net::sendmsg(&a, &chunk, MSG_NOSIGNAL);
+        took = clock_gettime(Clock::Monotonic).millis_since(start);
+        if last.is_err() {
+            break;
+        }
+    }
+    t.err("net::send_timeout_eagain", last, Errno::EAGAIN);
+    t.check("net::send_timeout_waited", (280..5000).contains(&took), format_args!("gave up after {took} ms, expected about 300"));
+    t.err("net::set_send_timeout_ebadf", net::set_send_timeout(BorrowedFd::raw_static(9999), 1), Errno::EBADF);
+}
+
+fn shutdown(t: &mut T) {
+    let Some((a, b)) = t.need("net::shutdown_pair", net::socketpair_unix(SocketType::Stream)) else { return };
+    let _ = net::sendmsg(&a, b"last", 0);
+    t.eq("net::shutdown_write", net::shutdown_write(&a), Ok(()));
+    let mut buf = [0u8; 8];
+    let got = net::recvmsg(&b, &mut buf, 0).map(|(n, _)| B(&buf[..n]));
+    t.eq("net::shutdown_data_before_eof", got, Ok(B(b"last")));
+    t.eq("net::shutdown_eof", net::recvmsg(&b, &mut buf, 0), Ok((0, false)));
+    t.err("net::shutdown_send_epipe", net::sendmsg(&a, b"x", MSG_NOSIGNAL), Errno::EPIPE);
+    // The other direction still works.
+    let _ = net::sendmsg(&b, b"back", 0);
+    t.eq("net::shutdown_other_direction", net::recvmsg(&a, &mut buf, 0).map(|(n, _)| n), Ok(4));
+    if let Ok(f) = fs::open(c"/dev/null", fs::OFlags::RDONLY | fs::OFlags::CLOEXEC, 0) {
+        t.err("net::shutdown_enotsock", net::shutdown_write(&f), Errno::ENOTSOCK);
+    }
 }

@@ -1,5 +1,6 @@
-//! Processes: fork, execve (argv/envp passing proved by re-executing the suite), wait4,
-//! waitid, getpid/getppid, sessions and groups, kill, ids, prctl, prlimit64, unshare, setns.
+//! Processes: fork and clone_flags, execve (argv/envp passing proved by re-executing the
+//! suite), wait4, waitid, getpid/getppid, sessions and groups, kill, ids, prctl, prlimit64,
+//! unshare, setns, umask, getpriority/setpriority.
 
 use crate::harness::{section, spawn, wait, B, En, T};
 use crate::util::{self, cap_eff, ns_id, read_file, write_file};
@@ -57,6 +58,10 @@ pub fn run(t: &mut T, args: &Args, me: &CStr) {
     section(t, "process::prctl", prctl);
     section(t, "process::prlimit", prlimit);
     section(t, "process::uts_namespace", uts_namespace);
+    section(t, "process::umask", umask);
+    section(t, "process::priority", priority);
+    section(t, "process::getpgid_set_name", getpgid_set_name);
+    clone_flags(t, under_qemu(args));
 }
 
 fn read_u32s<const N: usize>(fd: impl AsFd) -> Option<[u32; N]> {
@@ -95,6 +100,11 @@ fn ids_of_self(t: &mut T) {
         }
         Err(e) => t.fail("process::fork", format_args!("{:?}", En(e))),
     }
+}
+
+/// Whether the suite runs under qemu-user (the runner then sets SYSCALL_SUITE_QEMU).
+pub fn under_qemu(args: &Args) -> bool {
+    env_value(args, QEMU_ENV).is_some()
 }
 
 /// The value of NAME= in our environment.
@@ -494,5 +504,130 @@ fn uts_namespace(t: &mut T) {
         // The original namespace belongs to the initial user namespace, where we have no
         // CAP_SYS_ADMIN.
         t.err("process::setns_eperm", process::setns(&orig_ns, NsFlags::NEWUTS), Errno::EPERM);
+    }
+}
+
+fn umask(t: &mut T) {
+    // main() set 0; the raw call in t_base is the independent view.
+    t.eq("process::umask_returns_previous", process::umask(0o027), 0);
+    t.eq("process::umask_raw_view", crate::t_base::set_umask(0o027), 0o027);
+    let created = write_file(CWD, c"umask-file", b"x")
+        .and_then(|_| fs::statx(CWD, c"umask-file", AtFlags::EMPTY, StatxMask::MODE))
+        .map(|s| s.stx_mode & 0o777);
+    // write_file asks for 0644; the mask takes away the group write (none) and all of other.
+    t.eq("process::umask_applies", created, Ok(0o640));
+    // Only the permission bits are kept.
+    let _ = process::umask(0o7777);
+    t.eq("process::umask_permission_bits_only", process::umask(0), 0o777);
+}
+
+fn priority(t: &mut T) {
+    let start = process::getpriority_process(0);
+    t.check("process::getpriority", start.is_ok_and(|n| (-20..=19).contains(&n)), format_args!("got {:?}", crate::harness::Res(&start)));
+    t.eq("process::setpriority", process::setpriority_process(0, 7), Ok(()));
+    t.eq("process::getpriority_after_set", process::getpriority_process(0), Ok(7));
+    t.eq("process::getpriority_by_pid", process::getpriority_process(process::getpid().0), Ok(7));
+    // The kernel clamps to 19.
+    t.eq("process::setpriority_clamped", process::setpriority_process(0, 100).and_then(|_| process::getpriority_process(0)), Ok(19));
+    // Raising priority needs CAP_SYS_NICE (23).
+    if cap_eff().is_some_and(|c| c & 1 << 23 != 0) {
+        t.eq("process::setpriority_negative", process::setpriority_process(0, -5).and_then(|_| process::getpriority_process(0)), Ok(-5));
+    } else {
+        t.err("process::setpriority_negative_eacces", process::setpriority_process(0, -5), Errno::EACCES);
+    }
+    // Another process (our child) by pid.
+    if let Ok(pid) = spawn(sleeper) {
+        t.eq("process::setpriority_child", process::setpriority_process(pid.0, 12).and_then(|_| process::getpriority_process(pid.0)), Ok(12));
+        // Field 19 of /proc/PID/stat is the nice value (a child's: qemu-user fakes our own
+        // /proc/self/stat).
+        let mut buf = [0u8; 512];
+        let path = cfmt!("/proc/{}/stat", pid.0);
+        let nice = read_file(CWD, path.as_cstr(), &mut buf).ok().and_then(|s| {
+            let after_comm = s.get(s.iter().rposition(|&b| b == b')')? + 2..)?;
+            let f = after_comm.split(|&b| b == b' ').nth(16)?;
+            core::str::from_utf8(f).ok()?.parse::<i32>().ok()
+        });
+        t.eq("process::setpriority_proc_stat", nice, Some(12));
+        let _ = process::kill(pid.0, Signal::KILL);
+        let _ = wait(pid);
+    }
+    t.err("process::setpriority_esrch", process::setpriority_process(0x3fff_fff0, 1), Errno::ESRCH);
+    t.err("process::getpriority_esrch", process::getpriority_process(0x3fff_fff0), Errno::ESRCH);
+}
+
+fn getpgid_set_name(t: &mut T) {
+    let me = process::getpid();
+    let before = process::getpgid(0);
+    t.check("process::getpgid_inherited", before.is_ok_and(|g| g != me), format_args!("got {:?}", crate::harness::Res(&before)));
+    let _ = process::setpgid(0, 0);
+    t.eq("process::getpgid_self", process::getpgid(0), Ok(me));
+    t.eq("process::getpgid_by_pid", process::getpgid(me.0), Ok(me));
+    t.err("process::getpgid_esrch", process::getpgid(0x3fff_fff0), Errno::ESRCH);
+
+    let mut buf = [0u8; 32];
+    t.eq("process::set_name", process::set_name(c"svc-name"), Ok(()));
+    t.eq("process::set_name_comm", read_file(CWD, c"/proc/self/comm", &mut buf).map(B), Ok(B(b"svc-name\n")));
+    // TASK_COMM_LEN is 16 with the NUL: longer names are cut to 15 bytes.
+    t.eq("process::set_name_long", process::set_name(c"a-very-long-service-name"), Ok(()));
+    t.eq("process::set_name_truncated", read_file(CWD, c"/proc/self/comm", &mut buf).map(B), Ok(B(b"a-very-long-ser\n")));
+}
+
+/// clone_flags: a plain fork, a child in a new UTS namespace (its hostname is its own) and
+/// in a new pid namespace (where it is pid 1); bits other than namespaces are refused.
+fn clone_flags(t: &mut T, under_qemu: bool) {
+    use linux_raw_sys::general as g;
+    let me = process::getpid();
+    match process::clone_flags(0) {
+        Ok(Fork::Child) => process::exit_group(if process::getppid() == me { 21 } else { 22 }),
+        Ok(Fork::Parent(pid)) => {
+            t.eq("process::clone_flags_plain", wait(pid).map(|s| s.exit_code()), Ok(Some(21)));
+        }
+        Err(e) => t.fail("process::clone_flags_plain", format_args!("{:?}", En(e))),
+    };
+    t.err("process::clone_flags_vm_einval", process::clone_flags(g::CLONE_VM as u64), Errno::EINVAL);
+    t.err("process::clone_flags_settls_einval", process::clone_flags(g::CLONE_SETTLS as u64), Errno::EINVAL);
+    t.err("process::clone_flags_newtime_einval", process::clone_flags(g::CLONE_NEWTIME as u64), Errno::EINVAL);
+    t.err("process::clone_flags_high_bit_einval", process::clone_flags(1 << 40), Errno::EINVAL);
+    t.eq("process::clone_flags_allowed", process::CLONE_FLAGS_ALLOWED,
+         (g::CLONE_NEWNS | g::CLONE_NEWCGROUP | g::CLONE_NEWUTS | g::CLONE_NEWIPC | g::CLONE_NEWUSER | g::CLONE_NEWPID
+             | g::CLONE_NEWNET) as u64);
+    if !util::is_root() {
+        say!("# process::clone_flags_newuts: not root, skipped (CLONE_NEWUTS needs CAP_SYS_ADMIN)");
+        return;
+    }
+    let Some(before) = t.need("system::uname_before_clone", system::uname()) else { return };
+    let Some((r, w)) = t.need("process::clone_pipe", syscall::io::pipe2(true, false)) else { return };
+    match process::clone_flags(NsFlags::NEWUTS.bits() as u64) {
+        Ok(Fork::Child) => {
+            drop(r);
+            let set = system::sethostname(b"clone-uts-child").is_ok();
+            let seen = system::uname().is_ok_and(|u| system::uts_field(&u.nodename) == b"clone-uts-child");
+            let _ = fs::write(&w, &[set as u8, seen as u8]);
+            process::exit_group(0);
+        }
+        Ok(Fork::Parent(pid)) => {
+            drop(w);
+            let mut b = [0u8; 2];
+            let got = fs::read_full(&r, &mut b);
+            t.eq("process::clone_flags_newuts_child", (got, b), (Ok(2), [1, 1]));
+            t.eq("process::clone_flags_newuts_exit", wait(pid).map(|s| s.exit_code()), Ok(Some(0)));
+            let after = system::uname().map(|u| B(system::uts_field(&u.nodename)) == B(system::uts_field(&before.nodename)));
+            t.eq("process::clone_flags_newuts_parent_unchanged", after, Ok(true));
+        }
+        Err(Errno::EINVAL) if under_qemu => {
+            say!("# process::clone_flags_newuts: qemu-user refuses namespace flags in clone (EINVAL); checked natively");
+        }
+        Err(e) => t.fail("process::clone_flags_newuts", format_args!("{:?}", En(e))),
+    }
+    match process::clone_flags(NsFlags::NEWPID.bits() as u64) {
+        Ok(Fork::Child) => process::exit_group(if process::getpid().0 == 1 { 31 } else { 32 }),
+        Ok(Fork::Parent(pid)) => {
+            t.check("process::clone_flags_newpid_outer_pid", pid.0 > 1, format_args!("got {pid:?}"));
+            t.eq("process::clone_flags_newpid_is_pid1", wait(pid).map(|s| s.exit_code()), Ok(Some(31)));
+        }
+        Err(Errno::EINVAL) if under_qemu => {
+            say!("# process::clone_flags_newpid: qemu-user refuses namespace flags in clone (EINVAL); checked natively");
+        }
+        Err(e) => t.fail("process::clone_flags_newpid", format_args!("{:?}", En(e))),
     }
 }
