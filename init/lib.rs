@@ -15,9 +15,12 @@
 #![deny(unsafe_code)]
 
 pub mod boot;
+pub mod cgroup;
 pub mod cmdline;
+pub mod control;
 pub mod control_proto;
 pub mod depgraph;
+pub mod env;
 pub mod exec_line;
 pub mod fail;
 #[macro_use]
@@ -32,10 +35,13 @@ pub mod passwd;
 pub mod pid1;
 pub mod rescue;
 pub mod restart;
+pub mod services;
 pub mod sha256;
 pub mod shutdown;
+pub mod spawn;
 pub mod stage2;
 pub mod superblock;
 pub mod tar;
 pub mod text;
 pub mod unit;
+pub mod watchdog;

@@ -273,6 +273,32 @@ impl Log {
     }
 }
 
+impl Log {
+    /// A service's output line: `<6>name[pid]: text` to /dev/kmsg (the console if there is
+    /// no kmsg). The kernel shows it on the console by its level, like any info record.
+    pub fn service_line(&self, name: &str, pid: i32, text: &[u8]) {
+        let mut rec = Line::new();
+        match &self.kmsg {
+            Some(_) => rec.push(b"<6>"),
+            None => {}
+        }
+        rec.push(name.as_bytes());
+        rec.push(b"[");
+        pid.put(&mut rec);
+        rec.push(b"]: ");
+        rec.push(text);
+        rec.end();
+        match &self.kmsg {
+            Some(kmsg) => {
+                let _ = fs::write(kmsg, rec.as_bytes());
+            }
+            None => {
+                let _ = fs::write_all(self.console, rec.as_bytes());
+            }
+        }
+    }
+}
+
 /// The first field of /proc/sys/kernel/printk.
 fn read_console_loglevel() -> Option<u8> {
     let fd = fs::open(c"/proc/sys/kernel/printk", OFlags::RDONLY | OFlags::CLOEXEC, 0).ok()?;

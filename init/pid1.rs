@@ -4,17 +4,16 @@
 
 use crate::cmdline::{self, DebugAction};
 use crate::log::{Level, Log};
-use crate::shutdown::{self, Action};
-use crate::{boot, fail, rescue, stage2};
+use crate::watchdog::Watchdog;
+use crate::{boot, fail, rescue, services, stage2};
 use syscall::entry::Args;
 use syscall::fs::{self, OFlags};
-use syscall::io::{self, PollFd, POLLIN};
 use syscall::mount::{self, MountFlags};
-use syscall::process::{self, Pid, WaitFlags, WaitStatus};
+use syscall::process::{self, Pid};
 use syscall::signal::{self, MaskHow, SfdFlags, SigSet, Signal};
 use syscall::system::{self, RebootCmd};
-use syscall::time::{self, Clock, Timespec};
-use syscall::{BorrowedFd, Errno, OwnedFd};
+use syscall::time::{self, Clock};
+use syscall::{BorrowedFd, Errno};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// /proc/cmdline is read into this buffer (the kernel's own limit is 2048 to 4096 bytes).
@@ -26,9 +25,9 @@ pub const LEGACY_BYTES: usize = 1024;
 pub const RESPAWN_MIN_MS: u64 = 2000;
 
 const USAGE: &str = "\
-usage: autoinit
+usage: autoinit COMMAND [ARGS]   (autoinit help: the commands)
 autoinit is an init system: the kernel starts it as PID 1 (as /init in an initramfs).
-Started as any other process it changes nothing and exits with status 2.
+Started as any other process without arguments it changes nothing and exits with status 2.
 Its settings are autoinit.* keys on the kernel command line (docs/cmdline.md).
 ";
 
@@ -58,6 +57,9 @@ enum Stage {
 
 pub fn main(args: Args) -> ! {
     if process::getpid() != Pid(1) {
+        if args.argc() > 1 {
+            crate::control::main(args);
+        }
         let _ = fs::write_all(BorrowedFd::STDERR, USAGE.as_bytes());
         process::exit_group(2);
     }
@@ -138,126 +140,32 @@ fn run(args: Args, stage: Stage) -> ! {
         }
     };
     let env = rescue::environment(args.env());
+    let mut manager = services::Manager::new(&log, env);
     match stage {
-        Stage::Initramfs => match boot::run(&log, &parsed.settings, &env) {
-            boot::Outcome::NoSystem => log!(log, Level::Info, "nothing to boot: starting the rescue shell"),
-            boot::Outcome::Failed => log!(log, Level::Error, "the boot stage failed: starting the rescue shell"),
-        },
+        Stage::Initramfs => {
+            match boot::run(&log, &parsed.settings, manager.shell_env()) {
+                boot::Outcome::NoSystem => log!(log, Level::Info, "nothing to boot: starting the rescue shell"),
+                boot::Outcome::Failed => log!(log, Level::Error, "the boot stage failed: starting the rescue shell"),
+            }
+            manager.with_rescue_shell();
+        }
         Stage::Stage2 => {
             stage2::setup(&log, &parsed.settings);
-            // Until the service manager exists, the booted system gets a shell on the console.
-            let why = if parsed.settings.rescue { "autoinit.rescue" } else { "no services yet" };
-            log!(log, Level::Info, why, ": starting the rescue shell");
-        }
-        Stage::AfterPanic => {}
-    }
-    let mut tty_buf = [0u8; 64];
-    let tty = rescue::console_tty(&mut tty_buf);
-
-    let mut sup = Supervisor { log: &log, shell: None, shell_started: Timespec::default(), respawn_at: Some(Timespec::default()) };
-    loop {
-        if let Some(at) = sup.respawn_at {
-            let now = time::clock_gettime(Clock::Monotonic);
-            if now >= at {
-                sup.respawn_at = None;
-                match rescue::spawn(&log, tty, &env) {
-                    Ok(pid) => {
-                        sup.shell = Some(pid);
-                        sup.shell_started = now;
-                        fail::set_rescue_shell(Some(pid));
-                    }
-                    Err(e) => {
-                        log!(log, Level::Error, "fork for the rescue shell: ", e, "; retrying in 2 s");
-                        sup.respawn_at = Some(later(now, RESPAWN_MIN_MS));
-                    }
-                }
+            if let Some((dev, secs)) = parsed.settings.watchdog {
+                let now = time::clock_gettime(Clock::Monotonic).as_millis();
+                manager.set_watchdog(Watchdog::open(&log, dev, secs, now));
+            }
+            if parsed.settings.rescue {
+                log!(log, Level::Info, "autoinit.rescue: starting the rescue shell instead of services");
+                manager.with_rescue_shell();
+            } else if manager.load() == 0 {
+                log!(log, Level::Info, "no services: starting the rescue shell");
+                manager.with_rescue_shell();
             }
         }
-        // The one place PID 1 waits.
-        let timeout = sup.respawn_at.map(|at| {
-            Timespec::from_millis(at.millis_since(time::clock_gettime(Clock::Monotonic)))
-        });
-        match &sigfd {
-            Some(fd) => {
-                let mut fds = [PollFd::new(fd, POLLIN)];
-                if let Err(e) = io::ppoll(&mut fds, timeout.as_ref(), None) {
-                    if e != Errno::EINTR {
-                        log!(log, Level::Error, "ppoll: ", e);
-                        let _ = time::sleep(Timespec::from_millis(1000));
-                    }
-                }
-                while let Ok(Some(info)) = signal::read_signalfd(fd) {
-                    sup.on_signal(Signal(info.signo), sigfd.as_ref());
-                }
-            }
-            None => {
-                let _ = time::sleep(timeout.unwrap_or(Timespec::from_millis(1000)).min(Timespec::from_millis(1000)));
-            }
-        }
-        sup.reap();
+        Stage::AfterPanic => manager.with_rescue_shell(),
     }
-}
-
-struct Supervisor<'l> {
-    log: &'l Log,
-    shell: Option<Pid>,
-    shell_started: Timespec,
-    respawn_at: Option<Timespec>,
-}
-
-impl Supervisor<'_> {
-    fn on_signal(&mut self, sig: Signal, sigfd: Option<&OwnedFd>) {
-        if let Some(action) = Action::for_signal(sig) {
-            let mut why = crate::log::Line::new();
-            crate::log::Piece::put(&sig, &mut why);
-            let why = core::str::from_utf8(why.as_bytes()).unwrap_or("signal");
-            fail::set_rescue_shell(None);
-            shutdown::run(self.log, action, why, sigfd);
-        }
-        if sig == Signal::HUP {
-            log!(self.log, Level::Info, "SIGHUP: nothing to reload");
-        }
-        // SIGCHLD: reap() runs after every wake-up.
-    }
-
-    /// Collects every exited child; the rescue shell is scheduled for a restart.
-    fn reap(&mut self) {
-        loop {
-            match process::wait4(-1, WaitFlags::NOHANG) {
-                Ok(Some((pid, status))) => {
-                    if Some(pid) == self.shell {
-                        self.shell_exited(pid, status);
-                    } else {
-                        log!(self.log, Level::Debug, "reaped pid ", pid, " (status ", status.shell_code(), ")");
-                    }
-                }
-                Ok(None) | Err(Errno::ECHILD) => return,
-                Err(e) => {
-                    log!(self.log, Level::Error, "wait4: ", e);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn shell_exited(&mut self, pid: Pid, status: WaitStatus) {
-        self.shell = None;
-        fail::set_rescue_shell(None);
-        let now = time::clock_gettime(Clock::Monotonic);
-        let quick = now.millis_since(self.shell_started) < RESPAWN_MIN_MS;
-        let delay = if quick { RESPAWN_MIN_MS } else { 0 };
-        let when = if quick { "; restarting in 2 s" } else { "; restarting" };
-        match (status.exit_code(), status.signal()) {
-            (Some(code), _) => log!(self.log, Level::Info, "rescue shell (pid ", pid, ") exited with status ", code as u32, when),
-            (None, Some(sig)) => log!(self.log, Level::Info, "rescue shell (pid ", pid, ") was killed by ", sig, when),
-            (None, None) => log!(self.log, Level::Info, "rescue shell (pid ", pid, ") ended", when),
-        }
-        self.respawn_at = Some(later(now, delay));
-    }
-}
-
-fn later(t: Timespec, ms: u64) -> Timespec {
-    Timespec::from_millis(t.as_millis().saturating_add(ms))
+    manager.run(sigfd)
 }
 
 /// Mounts a pseudo-filesystem, creating the mount point; "already mounted" is success.

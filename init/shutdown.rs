@@ -38,7 +38,7 @@ impl Action {
         }
     }
 
-    fn verb(self) -> &'static str {
+    pub fn verb(self) -> &'static str {
         match self {
             Action::PowerOff => "powering off",
             Action::Reboot => "rebooting",
@@ -48,7 +48,8 @@ impl Action {
 }
 
 /// Runs the whole sequence and calls reboot(2); never returns.
-pub fn run(log: &Log, action: Action, why: &str, sigfd: Option<&OwnedFd>) -> ! {
+/// `pet` keeps an armed watchdog alive while it waits (a reboot keeps it armed).
+pub fn run(log: &Log, action: Action, why: &str, sigfd: Option<&OwnedFd>, pet: &mut dyn FnMut()) -> ! {
     log!(log, Level::Info, why, ": ", action.verb());
     for (sig, wait_ms) in [(Signal::TERM, GRACE_MS), (Signal::KILL, KILL_WAIT_MS)] {
         log!(log, Level::Info, "sending ", sig, " to all processes");
@@ -60,15 +61,17 @@ pub fn run(log: &Log, action: Action, why: &str, sigfd: Option<&OwnedFd>) -> ! {
             // Stopped processes must run to act on SIGTERM.
             let _ = process::kill(-1, Signal::CONT);
         }
-        if wait_for_no_children(sigfd, wait_ms) {
+        if wait_for_no_children(sigfd, wait_ms, pet) {
             break;
         }
     }
+    pet();
     log!(log, Level::Info, "syncing filesystems");
     fs::sync();
     log!(log, Level::Info, "unmounting filesystems");
     unmount_all(log);
     fs::sync();
+    pet();
     let cmd = match action {
         Action::PowerOff => RebootCmd::PowerOff,
         Action::Reboot => RebootCmd::Restart,
@@ -82,7 +85,7 @@ pub fn run(log: &Log, action: Action, why: &str, sigfd: Option<&OwnedFd>) -> ! {
 }
 
 /// Reaps until no child is left (true) or `ms` have passed (false).
-fn wait_for_no_children(sigfd: Option<&OwnedFd>, ms: u64) -> bool {
+fn wait_for_no_children(sigfd: Option<&OwnedFd>, ms: u64, pet: &mut dyn FnMut()) -> bool {
     let start = time::clock_gettime(Clock::Monotonic);
     loop {
         loop {
@@ -92,6 +95,7 @@ fn wait_for_no_children(sigfd: Option<&OwnedFd>, ms: u64) -> bool {
                 Ok(None) | Err(_) => break,
             }
         }
+        pet();
         let spent = time::clock_gettime(Clock::Monotonic).millis_since(start);
         if spent >= ms {
             return false;

@@ -1,0 +1,1706 @@
+//! The service manager: units from /etc/autoinit/services, each in its own cgroup, started in
+//! dependency order, restarted with backoff, their output sent to /dev/kmsg, controlled over
+//! /run/autoinit/control. One loop, one wait (ppoll), fixed tables.
+//!
+//! Memory: the table holds at most [`MAX_SERVICES`] units of a few hundred bytes each; a unit
+//! file is parsed into stack memory when it is (re)loaded and again by the child that runs
+//! one of its commands (see [`crate::spawn`]), so PID 1 keeps only what it needs to decide.
+
+use crate::boot::Path;
+use crate::control_proto::{self as proto, Request};
+use crate::log::{Level, Line, Log, Piece};
+use crate::text::Write as _;
+use crate::outlog::{self, LineSplitter, RateLimit};
+use crate::restart::{Backoff, Decision};
+use crate::shutdown::Action;
+use crate::spawn::{self, Which};
+use crate::unit::{self, Restart, ServiceType};
+use crate::watchdog::Watchdog;
+use crate::{cgroup, notify_msg, rescue, sha256};
+use heapless::{String, Vec};
+use syscall::fs::{self, Dirents, OFlags};
+use syscall::io::{self, PollFd, POLLIN};
+use syscall::net::{self, SocketType};
+use syscall::process::{self, ArgList, Fork, Pid, WaitFlags, WaitStatus};
+use syscall::signal::{self, Signal};
+use syscall::time::{self, Clock, Timespec};
+use syscall::{Errno, OwnedFd};
+
+/// Units loaded at most; more files are reported and ignored.
+pub const MAX_SERVICES: usize = 128;
+/// Control connections served at the same time; more wait in the listen backlog.
+pub const MAX_CLIENTS: usize = 4;
+/// A service output line longer than this is cut.
+pub const OUT_LINE_BYTES: usize = 200;
+/// A `Type=notify` service must send READY=1 within this time.
+pub const START_TIMEOUT_MS: u64 = 30_000;
+/// After SIGKILL, how long to wait for a group to empty before giving up on it.
+pub const KILL_WAIT_MS: u64 = 5_000;
+/// A control client must send its request within this time.
+pub const CLIENT_TIMEOUT_MS: u64 = 5_000;
+/// A control request waiting for a start or stop is answered after at most this long.
+pub const PENDING_TIMEOUT_MS: u64 = 120_000;
+/// The whole orderly stop of services at shutdown, after which the rest is killed.
+pub const SHUTDOWN_STOP_MS: u64 = 120_000;
+/// A control response (the status table of 128 units fits).
+pub const RESPONSE_BYTES: usize = 16384;
+pub const CONTROL_SOCKET: &core::ffi::CStr = c"/run/autoinit/control";
+const NOTIFY_SOCKET_C: &core::ffi::CStr = c"/run/autoinit/notify";
+/// How long a child's exit code stays in `status`, for its LAST-EXIT column.
+const RESCUE_RESPAWN_MS: u64 = 2000;
+
+/// A set of unit indices.
+#[derive(Copy, Clone, Default, PartialEq, Eq)]
+pub struct Bits([u64; MAX_SERVICES / 64]);
+
+impl Bits {
+    pub fn set(&mut self, i: usize) {
+        if let Some(w) = self.0.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+    pub fn clear(&mut self, i: usize) {
+        if let Some(w) = self.0.get_mut(i / 64) {
+            *w &= !(1 << (i % 64));
+        }
+    }
+    pub fn has(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..MAX_SERVICES).filter(|&i| self.has(i))
+    }
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum State {
+    /// Not running and not wanted (never started, or stopped on request).
+    Inactive,
+    /// Wanted; waiting for the units it comes After.
+    Waiting,
+    /// An ExecStartPre= command runs.
+    StartPre,
+    /// notify: the main process runs, no READY=1 yet; oneshot: an ExecStart= command runs.
+    Starting,
+    /// The main process runs (and said READY=1, for notify).
+    Running,
+    /// A oneshot unit whose commands all succeeded.
+    Done,
+    /// ExecStop= or the kill signal was sent; waiting for the group to empty.
+    Stopping,
+    /// Exited; restarting after the backoff delay.
+    Backoff,
+    /// Gave up (see `reason`).
+    Failed,
+    /// A Condition*= did not hold.
+    Skipped,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Inactive => "inactive",
+            State::Waiting => "waiting",
+            State::StartPre | State::Starting => "starting",
+            State::Running => "running",
+            State::Done => "exited",
+            State::Stopping => "stopping",
+            State::Backoff => "restarting",
+            State::Failed => "failed",
+            State::Skipped => "skipped",
+        }
+    }
+
+    /// Started for the units that come After it: they may go.
+    fn settled(self) -> bool {
+        matches!(self, State::Running | State::Done | State::Failed | State::Skipped | State::Backoff | State::Inactive)
+    }
+}
+
+/// What PID 1 keeps of a unit file.
+#[derive(Copy, Clone)]
+struct Config {
+    kind: ServiceType,
+    restart: Restart,
+    restart_sec_ms: u64,
+    kill_signal: Signal,
+    timeout_stop_ms: u64,
+    n_pre: u8,
+    n_start: u8,
+    n_stop: u8,
+    /// Bit i: command i may fail ('-' prefix).
+    pre_ignore: u8,
+    start_ignore: u8,
+    /// stdout or stderr goes to kmsg through PID 1.
+    kmsg: bool,
+}
+
+fn ignore_bits(list: &[unit::Command<'_>]) -> u8 {
+    list.iter().enumerate().fold(0, |m, (i, c)| if c.ignore_failure && i < 8 { m | 1 << i } else { m })
+}
+
+impl Config {
+    fn of(u: &unit::Unit<'_>) -> Config {
+        Config {
+            kind: u.service_type,
+            restart: u.restart,
+            restart_sec_ms: u.restart_sec_ms,
+            kill_signal: Signal(u.kill_signal),
+            timeout_stop_ms: u.timeout_stop_ms,
+            n_pre: u.exec_start_pre.len() as u8,
+            n_start: u.exec_start.len() as u8,
+            n_stop: u.exec_stop.len() as u8,
+            pre_ignore: ignore_bits(&u.exec_start_pre),
+            start_ignore: ignore_bits(&u.exec_start),
+            kmsg: matches!(u.stdout, unit::StdOut::Kmsg | unit::StdOut::Inherit)
+                || matches!(u.stderr, unit::StdOut::Kmsg),
+        }
+    }
+}
+
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum LastExit {
+    None,
+    Code(u8),
+    Signal(Signal),
+}
+
+impl From<WaitStatus> for LastExit {
+    fn from(s: WaitStatus) -> LastExit {
+        match (s.exit_code(), s.signal()) {
+            (Some(c), _) => LastExit::Code(c),
+            (None, Some(sig)) => LastExit::Signal(sig),
+            _ => LastExit::None,
+        }
+    }
+}
+
+impl LastExit {
+    fn as_unit_exit(self) -> unit::Exit {
+        match self {
+            LastExit::Code(c) => unit::Exit::Code(c),
+            LastExit::Signal(s) => unit::Exit::Signal(s.0),
+            LastExit::None => unit::Exit::Code(0),
+        }
+    }
+
+    fn clean(self) -> bool {
+        match self {
+            LastExit::Code(c) => c == 0,
+            // systemd's clean signals for Restart=on-failure.
+            LastExit::Signal(s) => matches!(s, Signal::HUP | Signal::INT | Signal::TERM | Signal::PIPE),
+            LastExit::None => true,
+        }
+    }
+}
+
+struct Service {
+    name: String<64>,
+    /// First 16 bytes of the unit file's SHA-256: `reload` restarts a unit whose file changed.
+    hash: [u8; 16],
+    cfg: Config,
+    after: Bits,
+    requires: Bits,
+    /// A Requires= names a unit that does not exist (its name, for the failure reason).
+    missing_require: Option<String<64>>,
+    state: State,
+    /// The manager wants it up (false: stop it, or leave it stopped).
+    goal_up: bool,
+    /// Removed by `reload`: forget it once stopped.
+    remove: bool,
+    /// Start again once stopped (restart, changed by reload).
+    restart_after_stop: bool,
+    /// Index of the command running in StartPre/Starting(oneshot)/Stopping.
+    step: u8,
+    main: Option<Pid>,
+    /// The ExecStartPre=/ExecStop= command running.
+    ctl: Option<Pid>,
+    deadline: Option<u64>,
+    /// Since when it is Running/Done (ms, monotonic).
+    since: u64,
+    restarts: u32,
+    last_exit: LastExit,
+    backoff: Backoff,
+    out: Option<OwnedFd>,
+    out_pid: Pid,
+    split: LineSplitter<OUT_LINE_BYTES>,
+    rate: RateLimit,
+    /// STATUS= of a notify service, or why it failed.
+    note: String<80>,
+    /// The group still had processes when last checked.
+    populated: bool,
+    /// Escalated to SIGKILL already during this stop.
+    killed: bool,
+}
+
+impl Service {
+    fn new(name: &str, hash: [u8; 16], cfg: Config) -> Service {
+        let mut n = String::new();
+        let _ = n.push_str(name);
+        Service {
+            name: n,
+            hash,
+            cfg,
+            after: Bits::default(),
+            requires: Bits::default(),
+            missing_require: None,
+            state: State::Inactive,
+            goal_up: true,
+            remove: false,
+            restart_after_stop: false,
+            step: 0,
+            main: None,
+            ctl: None,
+            deadline: None,
+            since: 0,
+            restarts: 0,
+            last_exit: LastExit::None,
+            backoff: Backoff::new(),
+            out: None,
+            out_pid: Pid(0),
+            split: LineSplitter::new(),
+            rate: RateLimit::new(outlog::LINES_BURST, outlog::LINES_PER_SEC),
+            note: String::new(),
+            populated: false,
+            killed: false,
+        }
+    }
+
+    fn set_note(&mut self, line: &Line) {
+        self.note.clear();
+        for &b in line.as_bytes().iter().take(self.note.capacity()) {
+            let _ = self.note.push(if b.is_ascii() && !b.is_ascii_control() { b as char } else { '?' });
+        }
+    }
+
+    fn active(&self) -> bool {
+        matches!(self.state, State::StartPre | State::Starting | State::Running | State::Stopping)
+            || self.main.is_some()
+            || self.ctl.is_some()
+    }
+}
+
+/// What a control client waits for.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Want {
+    Started,
+    Stopped,
+}
+
+struct Client {
+    fd: OwnedFd,
+    req: proto::RequestBuf,
+    deadline: u64,
+    root: bool,
+    pending: Option<(String<64>, Want)>,
+}
+
+/// Why the loop woke up, for each polled fd.
+#[derive(Copy, Clone)]
+enum Source {
+    Signals,
+    Notify,
+    Control,
+    Client(usize),
+    Output(usize),
+}
+
+pub struct Manager<'l> {
+    log: &'l Log,
+    svcs: Vec<Service, MAX_SERVICES>,
+    cgroups: bool,
+    notify: Option<OwnedFd>,
+    control: Option<OwnedFd>,
+    clients: Vec<Client, MAX_CLIENTS>,
+    watchdog: Option<Watchdog>,
+    shutdown: Option<(Action, u64)>,
+    /// The rescue shell runs on the console (no units, or autoinit.rescue).
+    rescue: bool,
+    shell: Option<Pid>,
+    shell_started: u64,
+    shell_respawn_at: Option<u64>,
+    shell_env: ArgList<'static, { rescue::MAX_ENV + 2 }>,
+    orphans: u64,
+    changed: bool,
+}
+
+fn now_ms() -> u64 {
+    time::clock_gettime(Clock::Monotonic).as_millis()
+}
+
+/// `NAME` of `NAME.service`, if it is a valid unit file name.
+fn unit_name(file: &[u8]) -> Option<&str> {
+    let f = core::str::from_utf8(file).ok()?;
+    let name = unit::service_name(f)?;
+    (!name.is_empty() && name.len() <= 64).then_some(name)
+}
+
+impl<'l> Manager<'l> {
+    pub fn new(log: &'l Log, shell_env: ArgList<'static, { rescue::MAX_ENV + 2 }>) -> Manager<'l> {
+        Manager {
+            log,
+            svcs: Vec::new(),
+            cgroups: false,
+            notify: None,
+            control: None,
+            clients: Vec::new(),
+            watchdog: None,
+            shutdown: None,
+            rescue: false,
+            shell: None,
+            shell_started: 0,
+            shell_respawn_at: None,
+            shell_env,
+            orphans: 0,
+            changed: true,
+        }
+    }
+
+    /// The rescue shell's environment (the kernel's, with our PATH).
+    pub fn shell_env(&self) -> &ArgList<'static, { rescue::MAX_ENV + 2 }> {
+        &self.shell_env
+    }
+
+    pub fn set_watchdog(&mut self, w: Option<Watchdog>) {
+        self.watchdog = w;
+    }
+
+    /// Loads the units (stage 2). Returns how many were loaded.
+    pub fn load(&mut self) -> usize {
+        self.cgroups = cgroup::setup(self.log);
+        self.open_sockets();
+        let (added, _, _) = self.scan(false);
+        if added > 0 {
+            log!(self.log, Level::Info, "services: ", added, " units loaded from ", spawn::UNIT_DIR);
+        }
+        self.svcs.len()
+    }
+
+    /// The manager runs the rescue shell on the console as well.
+    pub fn with_rescue_shell(&mut self) {
+        self.rescue = true;
+        self.shell_respawn_at = Some(0);
+    }
+
+    fn open_sockets(&mut self) {
+        let _ = fs::mkdirat(syscall::BorrowedFd::CWD, c"/run/autoinit", 0o755);
+        match listen_socket(SocketType::Datagram, NOTIFY_SOCKET_C, 0o777) {
+            Ok(fd) => {
+                if let Err(e) = net::set_passcred(&fd, true) {
+                    log!(self.log, Level::Error, "SO_PASSCRED on ", NOTIFY_SOCKET_C, ": ", e, "; Type=notify services cannot be told apart");
+                }
+                self.notify = Some(fd);
+            }
+            Err(e) => log!(self.log, Level::Error, "notify socket ", NOTIFY_SOCKET_C, ": ", e, "; Type=notify services will time out"),
+        }
+        match listen_socket(SocketType::Stream, CONTROL_SOCKET, 0o600) {
+            Ok(fd) => self.control = Some(fd),
+            Err(e) => log!(self.log, Level::Error, "control socket ", CONTROL_SOCKET, ": ", e, "; `autoinit status` and friends will not work"),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Loading and reloading
+
+    /// Reads the unit directory. Adds new units, and with `reload` marks changed units for a
+    /// restart and vanished ones for removal. Returns (added, changed, removed).
+    fn scan(&mut self, reload: bool) -> (usize, usize, usize) {
+        let log = self.log;
+        let mut seen = Bits::default();
+        let (mut added, mut changed, mut removed) = (0, 0, 0);
+        let mut too_many = 0usize;
+        let dir = match fs::open(c"/etc/autoinit/services", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, 0) {
+            Ok(fd) => Some(fd),
+            Err(Errno::ENOENT) => {
+                log!(log, Level::Info, "no ", spawn::UNIT_DIR, ": no services");
+                None
+            }
+            Err(e) => {
+                log!(log, Level::Error, "open ", spawn::UNIT_DIR, ": ", e);
+                None
+            }
+        };
+        let mut dbuf = [0u8; 2048];
+        while let Some(d) = &dir {
+            let n = match fs::getdents64(d, &mut dbuf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    log!(log, Level::Error, "read ", spawn::UNIT_DIR, ": ", e);
+                    break;
+                }
+            };
+            for ent in Dirents::new(dbuf.get(..n).unwrap_or(&[])) {
+                let file = ent.name.to_bytes();
+                if file.first() == Some(&b'.') {
+                    continue;
+                }
+                let Some(name) = unit_name(file) else {
+                    if file.ends_with(b".service") {
+                        log!(log, Level::Warn, spawn::UNIT_DIR, "/", file, ": not a valid unit name; ignored");
+                    }
+                    continue;
+                };
+                let existing = self.find(name);
+                let Some(loaded) = self.load_unit(name, true) else { continue };
+                match existing {
+                    Some(i) => {
+                        seen.set(i);
+                        if let Some(s) = self.svcs.get_mut(i) {
+                            if s.remove {
+                                // Removed, then back before it was forgotten.
+                                s.remove = false;
+                                s.goal_up = true;
+                            }
+                            if s.hash != loaded.0 {
+                                s.hash = loaded.0;
+                                s.cfg = loaded.1;
+                                changed += 1;
+                                if s.active() {
+                                    s.restart_after_stop = true;
+                                    s.goal_up = false;
+                                } else if s.goal_up || matches!(s.state, State::Failed | State::Skipped) {
+                                    s.goal_up = true;
+                                    s.backoff.reset();
+                                    s.state = State::Waiting;
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        let s = Service::new(name, loaded.0, loaded.1);
+                        match self.svcs.push(s) {
+                            Ok(()) => {
+                                seen.set(self.svcs.len() - 1);
+                                added += 1;
+                                if let Some(s) = self.svcs.last_mut() {
+                                    s.state = State::Waiting;
+                                }
+                            }
+                            Err(_) => too_many += 1,
+                        }
+                    }
+                }
+            }
+        }
+        if too_many > 0 {
+            log!(log, Level::Error, "services: more than ", MAX_SERVICES, " units: ", too_many, " not loaded");
+        }
+        if reload {
+            for (i, s) in self.svcs.iter_mut().enumerate() {
+                if !seen.has(i) && !s.remove {
+                    s.remove = true;
+                    s.goal_up = false;
+                    s.restart_after_stop = false;
+                    removed += 1;
+                }
+            }
+        }
+        self.resolve_deps();
+        self.changed = true;
+        (added, changed, removed)
+    }
+
+    /// Reads and parses `NAME.service`; reports its problems. None if it cannot be used.
+    fn load_unit(&self, name: &str, report: bool) -> Option<([u8; 16], Config)> {
+        let log = self.log;
+        let mut text = [0u8; unit::UNIT_FILE_BYTES];
+        let n = match spawn::read_unit_file(name, &mut text) {
+            Ok(n) => n,
+            Err(e) => {
+                log!(log, Level::Error, spawn::UNIT_DIR, "/", name, ".service: ", e, if e == Errno::EFBIG { " (larger than 8 KiB)" } else { "" });
+                return None;
+            }
+        };
+        let digest = sha256::digest(text.get(..n).unwrap_or(&[]));
+        let mut hash = [0u8; 16];
+        for (d, s) in hash.iter_mut().zip(digest.iter()) {
+            *d = *s;
+        }
+        let parsed = unit::parse(text.get_mut(..n).unwrap_or(&mut []));
+        if report {
+            for w in &parsed.warnings {
+                log!(log, Level::Warn, spawn::UNIT_DIR, "/", name, ".service:", w.line, ": ", w.key.unwrap_or(""), if w.key.is_some() { ": " } else { "" }, w.message);
+            }
+            if parsed.dropped_warnings > 0 {
+                log!(log, Level::Warn, spawn::UNIT_DIR, "/", name, ".service: ", u32::from(parsed.dropped_warnings), " more warnings");
+            }
+        }
+        match parsed.unit {
+            Ok(u) => {
+                if u.exec_start.is_empty() {
+                    log!(log, Level::Error, spawn::UNIT_DIR, "/", name, ".service: no ExecStart=; unit not loaded");
+                    return None;
+                }
+                if u.service_type != ServiceType::Oneshot && u.exec_start.len() > 1 {
+                    log!(log, Level::Error, spawn::UNIT_DIR, "/", name, ".service: more than one ExecStart= needs Type=oneshot; unit not loaded");
+                    return None;
+                }
+                Some((hash, Config::of(&u)))
+            }
+            Err(d) => {
+                log!(log, Level::Error, spawn::UNIT_DIR, "/", name, ".service:", d.line, ": ", d.key.unwrap_or(""), if d.key.is_some() { ": " } else { "" }, d.message, "; unit not loaded");
+                None
+            }
+        }
+    }
+
+    /// Resolves After=/Requires=/Wants= names to indices, and breaks ordering cycles.
+    fn resolve_deps(&mut self) {
+        let log = self.log;
+        let count = self.svcs.len();
+        for i in 0..count {
+            let Some(name) = self.svcs.get(i).map(|s| s.name.clone()) else { continue };
+            let mut text = [0u8; unit::UNIT_FILE_BYTES];
+            let Ok(n) = spawn::read_unit_file(&name, &mut text) else { continue };
+            let parsed = unit::parse(text.get_mut(..n).unwrap_or(&mut []));
+            let Ok(u) = parsed.unit else { continue };
+            let mut after = Bits::default();
+            let mut requires = Bits::default();
+            let mut missing: Option<String<64>> = None;
+            for (list, is_req) in [(&u.after, false), (&u.requires, true), (&u.wants, false)] {
+                for dep in list.iter() {
+                    let dep_name = unit::service_name(dep).unwrap_or(dep);
+                    match self.find(dep_name) {
+                        Some(j) if j != i => {
+                            if is_req {
+                                requires.set(j);
+                            }
+                        }
+                        Some(_) => {}
+                        None if is_req => {
+                            let mut m = String::new();
+                            let _ = m.push_str(dep_name.get(..dep_name.len().min(64)).unwrap_or(""));
+                            missing = Some(m);
+                        }
+                        None => {}
+                    }
+                }
+            }
+            for dep in u.after.iter() {
+                let dep_name = unit::service_name(dep).unwrap_or(dep);
+                if let Some(j) = self.find(dep_name) {
+                    if j != i {
+                        after.set(j);
+                    }
+                }
+            }
+            if let Some(s) = self.svcs.get_mut(i) {
+                s.after = after;
+                s.requires = requires;
+                s.missing_require = missing;
+            }
+        }
+        // Kahn's algorithm; whatever is left is in a cycle: drop one edge and try again.
+        for _ in 0..MAX_SERVICES {
+            let mut done = Bits::default();
+            let mut progress = true;
+            while progress {
+                progress = false;
+                for (i, s) in self.svcs.iter().enumerate() {
+                    if !done.has(i) && s.after.iter().all(|j| done.has(j) || j >= count) {
+                        done.set(i);
+                        progress = true;
+                    }
+                }
+            }
+            let Some(i) = (0..count).find(|&i| !done.has(i)) else { return };
+            let Some(j) = self.svcs.get(i).and_then(|s| s.after.iter().find(|&j| !done.has(j))) else { return };
+            let other = self.svcs.get(j).map(|s| s.name.clone()).unwrap_or_default();
+            if let Some(s) = self.svcs.get_mut(i) {
+                log!(log, Level::Warn, s.name.as_str(), ": ordering cycle with ", other.as_str(), ": ignoring ", s.name.as_str(), " After=", other.as_str());
+                s.after.clear(j);
+            }
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<usize> {
+        let name = unit::service_name(name).unwrap_or(name);
+        self.svcs.iter().position(|s| s.name.as_str() == name)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The loop
+
+    pub fn run(&mut self, sigfd: Option<OwnedFd>) -> ! {
+        let mut pfds = [PollFd::default(); 3 + MAX_CLIENTS + MAX_SERVICES];
+        let mut srcs = [Source::Signals; 3 + MAX_CLIENTS + MAX_SERVICES];
+        loop {
+            let now = now_ms();
+            self.advance(now);
+            if let Some(w) = &mut self.watchdog {
+                w.pet_if_due(now);
+            }
+            self.rescue_shell(now);
+            // Build the poll set.
+            let mut n = 0usize;
+            let mut add = |fd: &OwnedFd, src: Source, pfds: &mut [PollFd], srcs: &mut [Source]| {
+                if let (Some(p), Some(s)) = (pfds.get_mut(n), srcs.get_mut(n)) {
+                    *p = PollFd::new(fd, POLLIN);
+                    *s = src;
+                    n += 1;
+                }
+            };
+            if let Some(fd) = &sigfd {
+                add(fd, Source::Signals, &mut pfds, &mut srcs);
+            }
+            if let Some(fd) = &self.notify {
+                add(fd, Source::Notify, &mut pfds, &mut srcs);
+            }
+            if self.clients.len() < MAX_CLIENTS {
+                if let Some(fd) = &self.control {
+                    add(fd, Source::Control, &mut pfds, &mut srcs);
+                }
+            }
+            for (i, c) in self.clients.iter().enumerate() {
+                if c.pending.is_none() {
+                    add(&c.fd, Source::Client(i), &mut pfds, &mut srcs);
+                }
+            }
+            for (i, s) in self.svcs.iter().enumerate() {
+                if let Some(fd) = &s.out {
+                    add(fd, Source::Output(i), &mut pfds, &mut srcs);
+                }
+            }
+            let timeout = self.next_deadline().map(|t| Timespec::from_millis(t.saturating_sub(now_ms())));
+            let ready = match io::ppoll(pfds.get_mut(..n).unwrap_or(&mut []), timeout.as_ref(), None) {
+                Ok(r) => r,
+                Err(Errno::EINTR) => 0,
+                Err(e) => {
+                    log!(self.log, Level::Error, "ppoll: ", e);
+                    let _ = time::sleep(Timespec::from_millis(200));
+                    0
+                }
+            };
+            if ready > 0 {
+                for k in 0..n {
+                    let (Some(p), Some(src)) = (pfds.get(k), srcs.get(k)) else { continue };
+                    if p.revents == 0 {
+                        continue;
+                    }
+                    match *src {
+                        Source::Signals => {
+                            if let Some(fd) = &sigfd {
+                                while let Ok(Some(info)) = signal::read_signalfd(fd) {
+                                    self.on_signal(Signal(info.signo));
+                                }
+                            }
+                        }
+                        Source::Notify => self.read_notify(),
+                        Source::Control => self.accept_clients(),
+                        Source::Client(i) => self.read_client(i),
+                        Source::Output(i) => self.read_output(i),
+                    }
+                }
+            }
+            self.reap();
+            self.expire_clients(now_ms());
+            if self.shutdown_ready() {
+                self.finish_shutdown(sigfd.as_ref());
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        let mut next: Option<u64> = None;
+        let mut consider = |t: Option<u64>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        for s in &self.svcs {
+            consider(s.deadline);
+            // A group that is still populated after its main process went is re-checked.
+            if s.state == State::Stopping && s.main.is_none() && s.ctl.is_none() {
+                consider(Some(now_ms().saturating_add(100)));
+            }
+        }
+        for c in &self.clients {
+            consider(Some(c.deadline));
+        }
+        consider(self.watchdog.as_ref().map(|w| w.next_pet()));
+        consider(self.shell_respawn_at);
+        consider(self.shutdown.map(|(_, t)| t));
+        if self.changed {
+            consider(Some(0));
+        }
+        next
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // State changes
+
+    /// Runs every state change that is due: deadlines, starts whose dependencies are ready,
+    /// stops at shutdown in reverse order. Repeats while something changed (bounded).
+    fn advance(&mut self, now: u64) {
+        self.changed = false;
+        for _ in 0..8 {
+            let mut progress = false;
+            for i in 0..self.svcs.len() {
+                progress |= self.step_unit(i, now);
+            }
+            self.forget_removed();
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    /// One unit: returns whether it changed state.
+    fn step_unit(&mut self, i: usize, now: u64) -> bool {
+        let Some(s) = self.svcs.get(i) else { return false };
+        let state = s.state;
+        let deadline_due = s.deadline.is_some_and(|d| d <= now);
+        let goal_up = s.goal_up;
+        match state {
+            State::Waiting if !goal_up => {
+                self.set_state(i, State::Inactive);
+                true
+            }
+            State::Waiting => match self.deps_ready(i) {
+                Some(Ok(())) => {
+                    self.begin_start(i, now);
+                    true
+                }
+                Some(Err(why)) => {
+                    self.fail(i, &why);
+                    true
+                }
+                None => false,
+            },
+            State::Backoff if !goal_up => {
+                self.set_state(i, State::Inactive);
+                true
+            }
+            State::Backoff if deadline_due => {
+                if let Some(s) = self.svcs.get_mut(i) {
+                    s.deadline = None;
+                    s.restarts = s.restarts.saturating_add(1);
+                }
+                self.set_state(i, State::Waiting);
+                true
+            }
+            State::StartPre | State::Starting | State::Running | State::Done if !goal_up => {
+                if self.may_stop(i) {
+                    self.begin_stop(i, now);
+                    true
+                } else {
+                    false
+                }
+            }
+            State::Starting if deadline_due => {
+                self.note(i, line!("no READY=1 within ", START_TIMEOUT_MS / 1000, " s"));
+                log!(self.log, Level::Error, self.name(i), ": no READY=1 within ", START_TIMEOUT_MS / 1000, " s; stopping it");
+                if let Some(s) = self.svcs.get_mut(i) {
+                    s.restart_after_stop = false;
+                    s.deadline = None;
+                }
+                self.begin_stop(i, now);
+                if let Some(s) = self.svcs.get_mut(i) {
+                    s.goal_up = matches!(s.cfg.restart, Restart::Always | Restart::OnFailure);
+                    s.restart_after_stop = s.goal_up;
+                }
+                true
+            }
+            State::Stopping => self.check_stopped(i, now),
+            _ => false,
+        }
+    }
+
+    /// At shutdown a unit stops only after every unit that comes After it has stopped.
+    fn may_stop(&self, i: usize) -> bool {
+        if self.shutdown.is_none() {
+            return true;
+        }
+        !self.svcs.iter().any(|s| s.after.has(i) && (s.active() || s.state == State::Stopping))
+    }
+
+    /// Some(Ok) to start now, Some(Err(reason)) to fail, None to keep waiting.
+    fn deps_ready(&self, i: usize) -> Option<Result<(), Line>> {
+        let s = self.svcs.get(i)?;
+        if let Some(m) = &s.missing_require {
+            return Some(Err(line!("requires ", m.as_str(), ", which does not exist")));
+        }
+        for j in s.requires.iter() {
+            let Some(d) = self.svcs.get(j) else { continue };
+            match d.state {
+                State::Failed => return Some(Err(line!("required unit ", d.name.as_str(), " failed"))),
+                State::Inactive if !d.goal_up => return Some(Err(line!("required unit ", d.name.as_str(), " is stopped"))),
+                State::Running | State::Done | State::Skipped => {}
+                _ => return None,
+            }
+        }
+        for j in s.after.iter() {
+            let d = self.svcs.get(j)?;
+            if !d.state.settled() || (d.state == State::Inactive && d.goal_up) {
+                return None;
+            }
+        }
+        Some(Ok(()))
+    }
+
+    fn begin_start(&mut self, i: usize, now: u64) {
+        // Conditions are read from the file as it is now.
+        match self.conditions_hold(i) {
+            Ok(()) => {}
+            Err(why) => {
+                log!(self.log, Level::Info, self.name(i), ": skipped: ", why.as_bytes());
+                self.note(i, why);
+                self.set_state(i, State::Skipped);
+                return;
+            }
+        }
+        let Some(s) = self.svcs.get_mut(i) else { return };
+        s.step = 0;
+        s.killed = false;
+        s.note.clear();
+        if s.cfg.n_pre > 0 {
+            self.set_state(i, State::StartPre);
+            self.spawn(i, Which::StartPre(0), now);
+        } else {
+            self.start_main(i, 0, now);
+        }
+    }
+
+    fn start_main(&mut self, i: usize, step: u8, now: u64) {
+        let Some(s) = self.svcs.get_mut(i) else { return };
+        s.step = step;
+        let kind = s.cfg.kind;
+        match kind {
+            ServiceType::Simple => self.set_state(i, State::Running),
+            ServiceType::Notify => {
+                self.set_state(i, State::Starting);
+                if let Some(s) = self.svcs.get_mut(i) {
+                    s.deadline = Some(now.saturating_add(START_TIMEOUT_MS));
+                }
+            }
+            ServiceType::Oneshot => self.set_state(i, State::Starting),
+        }
+        self.spawn(i, Which::Start(step), now);
+    }
+
+    fn conditions_hold(&self, i: usize) -> Result<(), Line> {
+        let name = self.name(i);
+        let mut text = [0u8; unit::UNIT_FILE_BYTES];
+        let n = spawn::read_unit_file(name, &mut text).map_err(|e| line!("read unit file: ", e))?;
+        let parsed = unit::parse(text.get_mut(..n).unwrap_or(&mut []));
+        let u = parsed.unit.map_err(|d| line!("unit file line ", d.line, ": ", d.message))?;
+        for c in &u.conditions {
+            let p = Path::of(&[c.path.as_bytes()]).ok_or_else(|| line!("ConditionPathExists=", c.path, ": too long"))?;
+            let exists = fs::statx(syscall::BorrowedFd::CWD, p.c(), fs::AtFlags::EMPTY, fs::StatxMask::TYPE).is_ok();
+            if exists == c.negate {
+                return Err(line!("ConditionPathExists=", if c.negate { "!" } else { "" }, c.path, " is not met"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Forks a command of unit `i`; a failed fork is a failed start.
+    fn spawn(&mut self, i: usize, which: Which, now: u64) {
+        let log = self.log;
+        let cgroups = self.cgroups;
+        let Some(s) = self.svcs.get_mut(i) else { return };
+        // The output pipe: read end non-blocking in PID 1, write end for the child.
+        let mut write_end = None;
+        if s.cfg.kmsg {
+            match io::pipe2(true, true) {
+                Ok((r, w)) => {
+                    flush_output(log, s);
+                    s.out = Some(r);
+                    write_end = Some(w);
+                }
+                Err(e) => log!(log, Level::Warn, s.name.as_str(), ": pipe for its output: ", e, "; it writes to /dev/kmsg directly"),
+            }
+        }
+        let req = spawn::Request {
+            name: s.name.as_str(),
+            which,
+            out_pipe: write_end.as_ref(),
+            cgroups,
+            main_pid: if matches!(which, Which::Stop(_)) { s.main } else { None },
+        };
+        match process::fork() {
+            Ok(Fork::Child) => spawn::child(log, &req),
+            Ok(Fork::Parent(pid)) => {
+                match which {
+                    Which::Start(_) => {
+                        s.main = Some(pid);
+                        s.out_pid = pid;
+                        s.since = now;
+                    }
+                    Which::StartPre(_) | Which::Stop(_) => {
+                        s.ctl = Some(pid);
+                        s.out_pid = pid;
+                    }
+                }
+                let what = match which {
+                    Which::StartPre(_) => "ExecStartPre",
+                    Which::Start(_) => "started",
+                    Which::Stop(_) => "ExecStop",
+                };
+                log!(log, Level::Info, s.name.as_str(), ": ", what, " (pid ", pid, ")");
+            }
+            Err(e) => {
+                log!(log, Level::Error, s.name.as_str(), ": fork: ", e);
+                drop(write_end);
+                self.note(i, line!("fork: ", e));
+                self.after_exit(i, LastExit::Code(255), now);
+            }
+        }
+    }
+
+    fn begin_stop(&mut self, i: usize, now: u64) {
+        let log = self.log;
+        let Some(s) = self.svcs.get_mut(i) else { return };
+        s.deadline = Some(now.saturating_add(s.cfg.timeout_stop_ms));
+        s.killed = false;
+        let has_stop = s.cfg.n_stop > 0 && s.state == State::Running && s.main.is_some() && !s.remove;
+        log!(log, Level::Info, s.name.as_str(), ": stopping");
+        self.set_state(i, State::Stopping);
+        if has_stop {
+            self.spawn(i, Which::Stop(0), now);
+        } else {
+            self.signal_unit(i, None);
+        }
+    }
+
+    /// Sends the unit's KillSignal (or `sig`) to its main process and its whole group.
+    fn signal_unit(&mut self, i: usize, sig: Option<Signal>) {
+        let cgroups = self.cgroups;
+        let Some(s) = self.svcs.get_mut(i) else { return };
+        let sig = sig.unwrap_or(s.cfg.kill_signal);
+        if let Some(pid) = s.main {
+            let _ = process::kill(pid.raw(), sig);
+            let _ = process::kill(pid.raw(), Signal::CONT);
+        }
+        if let Some(pid) = s.ctl {
+            let _ = process::kill(pid.raw(), sig);
+        }
+        if cgroups {
+            cgroup::signal_all(s.name.as_str(), sig);
+        }
+    }
+
+    /// Stopping: done when no process of it is left. Escalates to SIGKILL at the deadline.
+    fn check_stopped(&mut self, i: usize, now: u64) -> bool {
+        let log = self.log;
+        let cgroups = self.cgroups;
+        let Some(s) = self.svcs.get_mut(i) else { return false };
+        let populated = cgroups && cgroup::populated(s.name.as_str());
+        s.populated = populated;
+        let due = s.deadline.is_some_and(|d| d <= now);
+        if s.main.is_none() && s.ctl.is_none() && !populated {
+            s.deadline = None;
+            if cgroups {
+                let _ = cgroup::remove(s.name.as_str());
+            }
+            log!(log, Level::Info, s.name.as_str(), ": stopped");
+            let restart = s.restart_after_stop;
+            s.restart_after_stop = false;
+            if restart {
+                s.goal_up = true;
+                self.set_state(i, State::Waiting);
+            } else {
+                self.set_state(i, State::Inactive);
+            }
+            return true;
+        }
+        if due {
+            if !s.killed {
+                s.killed = true;
+                s.deadline = Some(now.saturating_add(KILL_WAIT_MS));
+                log!(log, Level::Warn, s.name.as_str(), ": did not stop within ", s.cfg.timeout_stop_ms, " ms; sending SIGKILL");
+                self.signal_unit(i, Some(Signal::KILL));
+                return true;
+            }
+            log!(log, Level::Error, s.name.as_str(), ": processes left after SIGKILL; giving up on them");
+            s.deadline = None;
+            s.main = None;
+            s.ctl = None;
+            s.restart_after_stop = false;
+            self.set_state(i, State::Failed);
+            return true;
+        }
+        false
+    }
+
+    fn set_state(&mut self, i: usize, st: State) {
+        if let Some(s) = self.svcs.get_mut(i) {
+            if s.state != st {
+                if matches!(st, State::Running | State::Done) {
+                    s.since = now_ms();
+                }
+                s.state = st;
+                self.changed = true;
+            }
+        }
+    }
+
+    fn note(&mut self, i: usize, l: Line) {
+        if let Some(s) = self.svcs.get_mut(i) {
+            s.set_note(&l);
+        }
+    }
+
+    fn fail(&mut self, i: usize, why: &Line) {
+        log!(self.log, Level::Error, self.name(i), ": failed: ", why.as_bytes());
+        if let Some(s) = self.svcs.get_mut(i) {
+            s.set_note(why);
+            s.deadline = None;
+        }
+        self.set_state(i, State::Failed);
+    }
+
+    fn name(&self, i: usize) -> &str {
+        self.svcs.get(i).map_or("?", |s| s.name.as_str())
+    }
+
+    fn forget_removed(&mut self) {
+        let cgroups = self.cgroups;
+        let mut i = 0;
+        while i < self.svcs.len() {
+            let gone = self.svcs.get(i).is_some_and(|s| s.remove && !s.active() && s.state != State::Stopping && s.out.is_none());
+            if gone {
+                let s = self.svcs.remove(i);
+                if cgroups {
+                    let _ = cgroup::remove(s.name.as_str());
+                }
+                log!(self.log, Level::Info, s.name.as_str(), ": removed");
+                // Indices moved: resolve again.
+                self.resolve_deps();
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Children
+
+    fn reap(&mut self) {
+        loop {
+            match process::wait4(-1, WaitFlags::NOHANG) {
+                Ok(Some((pid, status))) => self.child_exited(pid, status),
+                Ok(None) | Err(Errno::ECHILD) => break,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    log!(self.log, Level::Error, "wait4: ", e);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn child_exited(&mut self, pid: Pid, status: WaitStatus) {
+        let now = now_ms();
+        if Some(pid) == self.shell {
+            self.shell_exited(pid, status, now);
+            return;
+        }
+        let found = self.svcs.iter().position(|s| s.main == Some(pid) || s.ctl == Some(pid));
+        let Some(i) = found else {
+            self.orphans = self.orphans.wrapping_add(1);
+            // A service's last process may have been an orphan: check Stopping units.
+            self.changed = true;
+            return;
+        };
+        let exit = LastExit::from(status);
+        let is_main = self.svcs.get(i).is_some_and(|s| s.main == Some(pid));
+        if let Some(s) = self.svcs.get_mut(i) {
+            if is_main {
+                s.main = None;
+            } else {
+                s.ctl = None;
+            }
+        }
+        self.changed = true;
+        let Some(s) = self.svcs.get(i) else { return };
+        let state = s.state;
+        let step = s.step;
+        let cfg = s.cfg;
+        if !is_main {
+            let ok = exit.clean() && exit != LastExit::Signal(Signal::TERM) || exit == LastExit::Code(0);
+            match state {
+                State::StartPre => {
+                    let ignore = cfg.pre_ignore & (1u8.checked_shl(u32::from(step)).unwrap_or(0)) != 0;
+                    if ok || ignore {
+                        if step + 1 < cfg.n_pre {
+                            if let Some(s) = self.svcs.get_mut(i) {
+                                s.step = step + 1;
+                            }
+                            self.spawn(i, Which::StartPre(step + 1), now);
+                        } else {
+                            self.start_main(i, 0, now);
+                        }
+                    } else {
+                        self.report_exit(i, pid, exit, "ExecStartPre");
+                        self.after_exit(i, exit, now);
+                    }
+                }
+                State::Stopping => {
+                    if step + 1 < cfg.n_stop {
+                        if let Some(s) = self.svcs.get_mut(i) {
+                            s.step = step + 1;
+                        }
+                        self.spawn(i, Which::Stop(step + 1), now);
+                    } else {
+                        // ExecStop done: whatever is left gets the kill signal.
+                        self.signal_unit(i, None);
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
+        if let Some(s) = self.svcs.get_mut(i) {
+            s.last_exit = exit;
+        }
+        match state {
+            State::Stopping => {
+                self.report_exit(i, pid, exit, "main process");
+                // The rest of the group follows the main process.
+                if self.svcs.get(i).is_some_and(|s| s.ctl.is_none()) {
+                    self.signal_unit(i, None);
+                }
+            }
+            State::Starting if cfg.kind == ServiceType::Oneshot => {
+                let ignore = cfg.start_ignore & (1u8.checked_shl(u32::from(step)).unwrap_or(0)) != 0;
+                if exit == LastExit::Code(0) || ignore {
+                    if step + 1 < cfg.n_start {
+                        self.start_main(i, step + 1, now);
+                    } else {
+                        log!(self.log, Level::Info, self.name(i), ": finished");
+                        self.set_state(i, State::Done);
+                        self.settle_group(i);
+                    }
+                } else {
+                    self.report_exit(i, pid, exit, "command");
+                    self.after_exit(i, exit, now);
+                }
+            }
+            _ => {
+                self.report_exit(i, pid, exit, "main process");
+                self.after_exit(i, exit, now);
+            }
+        }
+    }
+
+    /// What is left of a finished oneshot's group is stopped.
+    fn settle_group(&mut self, i: usize) {
+        if self.cgroups && self.svcs.get(i).is_some_and(|s| cgroup::populated(s.name.as_str())) {
+            self.signal_unit(i, None);
+        }
+    }
+
+    fn report_exit(&mut self, i: usize, pid: Pid, exit: LastExit, what: &str) {
+        let name = self.name(i);
+        let l = match exit {
+            LastExit::Code(c) => match spawn::exit::name(c) {
+                Some(step) => line!(what, " (pid ", pid, ") exited with status ", u32::from(c), " (", step, " setup failed)"),
+                None => line!(what, " (pid ", pid, ") exited with status ", u32::from(c)),
+            },
+            LastExit::Signal(s) => line!(what, " (pid ", pid, ") was killed by ", s),
+            LastExit::None => line!(what, " (pid ", pid, ") ended"),
+        };
+        let level = if exit.clean() { Level::Info } else { Level::Warn };
+        log!(self.log, level, name, ": ", l.as_bytes());
+        self.note(i, l);
+    }
+
+    /// The main process (or a start command) ended on its own: restart, or fail, or stop.
+    fn after_exit(&mut self, i: usize, exit: LastExit, now: u64) {
+        let shutting_down = self.shutdown.is_some();
+        let log = self.log;
+        let Some(s) = self.svcs.get_mut(i) else { return };
+        let restart = !shutting_down
+            && s.goal_up
+            && s.cfg.restart.applies(exit.as_unit_exit());
+        let ran = now.saturating_sub(s.since);
+        // Kill what is left of the group before anything else.
+        if restart {
+            match s.backoff.on_exit(now, s.cfg.restart_sec_ms, ran) {
+                Decision::RestartIn(ms) => {
+                    log!(log, Level::Info, s.name.as_str(), ": restarting in ", ms, " ms");
+                    s.deadline = Some(now.saturating_add(ms));
+                    s.killed = false;
+                    self.set_state(i, State::Backoff);
+                    self.kill_rest(i);
+                }
+                Decision::GiveUp => {
+                    let l = line!("restarted too often (", crate::restart::BURST_FAILURES as u32, " times in ", crate::restart::BURST_WINDOW_MS / 1000, " s)");
+                    self.fail(i, &l);
+                    self.kill_rest(i);
+                }
+            }
+        } else if exit.clean() {
+            s.goal_up = false;
+            s.deadline = None;
+            self.set_state(i, State::Inactive);
+            self.kill_rest(i);
+        } else {
+            let note = s.note.clone();
+            s.deadline = None;
+            self.set_state(i, State::Failed);
+            log!(log, Level::Error, self.name(i), ": failed: ", note.as_str());
+            self.kill_rest(i);
+        }
+    }
+
+    fn kill_rest(&mut self, i: usize) {
+        if self.cgroups && self.svcs.get(i).is_some_and(|s| cgroup::populated(s.name.as_str())) {
+            self.signal_unit(i, Some(Signal::KILL));
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Input
+
+    fn on_signal(&mut self, sig: Signal) {
+        if let Some(action) = Action::for_signal(sig) {
+            let why = line!(sig);
+            self.begin_shutdown(action, core::str::from_utf8(why.as_bytes()).unwrap_or("signal"));
+        } else if sig == Signal::HUP {
+            log!(self.log, Level::Info, "SIGHUP: reloading units");
+            self.reload();
+        }
+        // SIGCHLD: reap() runs after every wake-up.
+    }
+
+    fn reload(&mut self) -> (usize, usize, usize) {
+        let (a, c, r) = self.scan(true);
+        log!(self.log, Level::Info, "reload: ", a, " added, ", c, " changed, ", r, " removed");
+        (a, c, r)
+    }
+
+    fn read_notify(&mut self) {
+        let mut buf = [0u8; notify_msg::NOTIFY_BYTES];
+        // Bounded: a flood of datagrams cannot keep PID 1 here.
+        for _ in 0..64 {
+            let Some(fd) = &self.notify else { return };
+            let (n, cred) = match net::recvmsg_cred(fd, &mut buf) {
+                Ok(r) => r,
+                Err(_) => return,
+            };
+            let Some(cred) = cred else { continue };
+            let msg = notify_msg::parse(buf.get(..n).unwrap_or(&[]));
+            let sender = Pid(cred.pid);
+            let mut gbuf = [0u8; 64];
+            let i = self.svcs.iter().position(|s| s.main == Some(sender)).or_else(|| {
+                let g = cgroup::service_of(sender, &mut gbuf)?;
+                self.find(g)
+            });
+            let Some(i) = i else { continue };
+            self.on_notify(i, &msg);
+        }
+    }
+
+    fn on_notify(&mut self, i: usize, msg: &notify_msg::Notify<'_>) {
+        let log = self.log;
+        if let Some(st) = msg.status {
+            if let Some(s) = self.svcs.get_mut(i) {
+                s.note.clear();
+                for ch in st.chars().take(s.note.capacity()) {
+                    let _ = s.note.push(if ch.is_control() { '?' } else { ch });
+                }
+            }
+        }
+        if let Some(pid) = msg.mainpid {
+            let in_group = {
+                let mut g = [0u8; 64];
+                cgroup::service_of(Pid(pid), &mut g) == Some(self.name(i)) || !self.cgroups
+            };
+            if in_group {
+                if let Some(s) = self.svcs.get_mut(i) {
+                    s.main = Some(Pid(pid));
+                }
+                log!(log, Level::Info, self.name(i), ": main process is now pid ", pid);
+            }
+        }
+        if msg.ready && self.svcs.get(i).is_some_and(|s| s.state == State::Starting && s.cfg.kind == ServiceType::Notify) {
+            if let Some(s) = self.svcs.get_mut(i) {
+                s.deadline = None;
+            }
+            log!(log, Level::Info, self.name(i), ": ready");
+            self.set_state(i, State::Running);
+        }
+        if msg.stopping {
+            log!(log, Level::Info, self.name(i), ": stopping (STOPPING=1)");
+        }
+    }
+
+    fn read_output(&mut self, i: usize) {
+        let log = self.log;
+        let Some(s) = self.svcs.get_mut(i) else { return };
+        let Some(fd) = &s.out else { return };
+        let mut buf = [0u8; 1024];
+        // Bounded per wake-up, so a flood cannot starve the others.
+        for _ in 0..8 {
+            match fs::read(fd, &mut buf) {
+                Ok(0) => {
+                    flush_output(log, s);
+                    s.out = None;
+                    return;
+                }
+                Ok(n) => {
+                    let now = now_ms();
+                    let name = s.name.clone();
+                    let pid = s.out_pid;
+                    let rate = &mut s.rate;
+                    s.split.push(buf.get(..n).unwrap_or(&[]), |text, _cut| emit_line(log, rate, now, &name, pid, text));
+                }
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) => return,
+                Err(_) => {
+                    s.out = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Control clients
+
+    fn accept_clients(&mut self) {
+        let Some(l) = &self.control else { return };
+        while self.clients.len() < MAX_CLIENTS {
+            let fd = match net::accept4(l, true) {
+                Ok(fd) => fd,
+                Err(_) => return,
+            };
+            let root = net::peer_cred(&fd).is_ok_and(|c| c.uid == 0);
+            let c = Client { fd, req: proto::RequestBuf::new(), deadline: now_ms().saturating_add(CLIENT_TIMEOUT_MS), root, pending: None };
+            let _ = self.clients.push(c);
+        }
+    }
+
+    fn read_client(&mut self, k: usize) {
+        let Some(c) = self.clients.get_mut(k) else { return };
+        let mut buf = [0u8; 256];
+        let n = match fs::read(&c.fd, &mut buf) {
+            Ok(0) => {
+                self.clients.swap_remove(k);
+                return;
+            }
+            Ok(n) => n,
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => return,
+            Err(_) => {
+                self.clients.swap_remove(k);
+                return;
+            }
+        };
+        let fed = c.req.feed(buf.get(..n).unwrap_or(&[]));
+        match fed {
+            proto::Feed::NeedMore => {}
+            proto::Feed::TooLong => {
+                self.respond(k, Err("request too long"), &[]);
+            }
+            proto::Feed::Complete(len) => {
+                if !c.root {
+                    log!(self.log, Level::Warn, "control: request from a non-root user refused");
+                    self.respond(k, Err("permission denied: root only"), &[]);
+                    return;
+                }
+                let mut copy = [0u8; proto::REQUEST_BYTES];
+                let bytes = c.req.bytes().get(..len).unwrap_or(&[]);
+                let l = bytes.len().min(copy.len());
+                if let (Some(d), Some(s)) = (copy.get_mut(..l), bytes.get(..l)) {
+                    d.copy_from_slice(s);
+                }
+                self.handle_request(k, copy.get(..l).unwrap_or(&[]));
+            }
+        }
+    }
+
+    fn handle_request(&mut self, k: usize, bytes: &[u8]) {
+        let req = match proto::parse_request(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                log!(self.log, Level::Warn, "control: bad request: ", e.message());
+                self.respond(k, Err(e.message()), &[]);
+                return;
+            }
+        };
+        match req {
+            Request::Status(name) => {
+                let mut out = [0u8; RESPONSE_BYTES];
+                let n = self.status_text(name, &mut out);
+                match n {
+                    Ok(n) => self.respond(k, Ok(()), out.get(..n).unwrap_or(&[])),
+                    Err(e) => self.respond(k, Err(e), &[]),
+                }
+            }
+            Request::Start(name) | Request::Restart(name) => {
+                let restart = matches!(req, Request::Restart(_));
+                let Some(i) = self.find(name) else { return self.respond(k, Err("no such unit"), &[]) };
+                if let Some(s) = self.svcs.get_mut(i) {
+                    s.backoff.reset();
+                    s.goal_up = true;
+                    if restart && s.active() {
+                        s.restart_after_stop = true;
+                        s.goal_up = false;
+                    } else if matches!(s.state, State::Inactive | State::Failed | State::Skipped | State::Backoff) {
+                        s.deadline = None;
+                        s.state = State::Waiting;
+                    }
+                }
+                log!(self.log, Level::Info, "control: ", if restart { "restart " } else { "start " }, self.name(i));
+                self.changed = true;
+                self.wait_for(k, i, Want::Started);
+            }
+            Request::Stop(name) => {
+                let Some(i) = self.find(name) else { return self.respond(k, Err("no such unit"), &[]) };
+                if let Some(s) = self.svcs.get_mut(i) {
+                    s.goal_up = false;
+                    s.restart_after_stop = false;
+                }
+                log!(self.log, Level::Info, "control: stop ", self.name(i));
+                self.changed = true;
+                self.wait_for(k, i, Want::Stopped);
+            }
+            Request::Reload => {
+                let (a, c, r) = self.reload();
+                let l = line!(a, " added, ", c, " changed, ", r, " removed\n");
+                self.respond(k, Ok(()), l.as_bytes());
+            }
+            Request::Poweroff | Request::Reboot | Request::Halt => {
+                let action = match req {
+                    Request::Poweroff => Action::PowerOff,
+                    Request::Reboot => Action::Reboot,
+                    _ => Action::Halt,
+                };
+                self.respond(k, Ok(()), &[]);
+                self.begin_shutdown(action, "control request");
+            }
+            _ => self.respond(k, Err("not supported yet"), &[]),
+        }
+    }
+
+    fn wait_for(&mut self, k: usize, i: usize, want: Want) {
+        let name = self.svcs.get(i).map(|s| s.name.clone()).unwrap_or_default();
+        if let Some(c) = self.clients.get_mut(k) {
+            c.pending = Some((name, want));
+            c.deadline = now_ms().saturating_add(PENDING_TIMEOUT_MS);
+        }
+    }
+
+    /// Answers clients whose start/stop has settled, and drops clients past their deadline.
+    fn expire_clients(&mut self, now: u64) {
+        let mut k = 0;
+        while k < self.clients.len() {
+            let Some(c) = self.clients.get(k) else { break };
+            let mut answer: Option<Result<(), &'static str>> = None;
+            let mut body = Line::new();
+            if let Some((name, want)) = &c.pending {
+                match self.find(name).and_then(|i| self.svcs.get(i)) {
+                    None => answer = Some(Err("the unit was removed")),
+                    Some(s) => match (want, s.state) {
+                        (Want::Started, State::Running | State::Done) => answer = Some(Ok(())),
+                        (Want::Started, State::Failed | State::Skipped | State::Backoff | State::Inactive) if !s.goal_up || s.state != State::Inactive => {
+                            body = line!(s.name.as_str(), ": ", s.state.name(), ": ", s.note.as_str(), "\n");
+                            answer = Some(Err("the unit did not start"));
+                        }
+                        (Want::Stopped, State::Inactive | State::Failed | State::Skipped) if !s.active() => answer = Some(Ok(())),
+                        _ => {}
+                    },
+                }
+            }
+            if answer.is_none() && c.deadline <= now {
+                answer = Some(Err(if c.pending.is_some() { "timed out waiting for the unit" } else { "no request received in time" }));
+            }
+            match answer {
+                Some(a) => {
+                    let b = body;
+                    self.respond(k, a, b.as_bytes());
+                }
+                None => k += 1,
+            }
+        }
+    }
+
+    /// Writes the response and closes the connection.
+    fn respond(&mut self, k: usize, status: Result<(), &str>, body: &[u8]) {
+        if k >= self.clients.len() {
+            return;
+        }
+        let c = self.clients.swap_remove(k);
+        let mut head = Line::new();
+        match status {
+            Ok(()) => head.push(b"ok\n"),
+            Err(e) => {
+                head.push(b"error: ");
+                head.push(e.as_bytes());
+                head.push(b"\n");
+            }
+        }
+        // A client that does not read gets what the socket buffer holds (the table fits).
+        let _ = net::sendmsg(&c.fd, head.as_bytes(), net::MSG_DONTWAIT | net::MSG_NOSIGNAL);
+        if !body.is_empty() {
+            let _ = net::sendmsg(&c.fd, body, net::MSG_DONTWAIT | net::MSG_NOSIGNAL);
+        }
+    }
+
+    fn status_text(&self, name: Option<&str>, out: &mut [u8]) -> Result<usize, &'static str> {
+        let mut w = crate::text::SliceWriter::new(out);
+        proto::write_status_header(&mut w).map_err(|_| "response too long")?;
+        let now = now_ms();
+        fn row(s: &Service, now: u64) -> proto::StatusRow<'_> {
+            proto::StatusRow {
+            name: s.name.as_str(),
+            state: s.state.name(),
+            pid: s.main.map(|p| p.raw()),
+            restarts: s.restarts,
+            uptime_ms: matches!(s.state, State::Running | State::Done).then(|| now.saturating_sub(s.since)),
+            last_exit: match s.last_exit {
+                LastExit::None => proto::LastExit::None,
+                LastExit::Code(c) => proto::LastExit::Code(c),
+                LastExit::Signal(sig) => proto::LastExit::Signal(sig.0),
+            },
+            }
+        }
+        match name {
+            Some(n) => {
+                let i = self.find(n).ok_or("no such unit")?;
+                let s = self.svcs.get(i).ok_or("no such unit")?;
+                proto::write_status_row(&row(s, now), &mut w).map_err(|_| "response too long")?;
+                if !s.note.is_empty() {
+                    w.write(b"  ").and_then(|_| w.write(s.note.as_bytes())).and_then(|_| w.write(b"\n")).map_err(|_| "response too long")?;
+                }
+            }
+            None => {
+                for s in &self.svcs {
+                    proto::write_status_row(&row(s, now), &mut w).map_err(|_| "response too long")?;
+                }
+                if let Some(wd) = &self.watchdog {
+                    let mut l = Line::new();
+                    wd.describe(&mut l);
+                    w.write(l.as_bytes()).and_then(|_| w.write(b"\n")).map_err(|_| "response too long")?;
+                }
+            }
+        }
+        Ok(w.len())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Rescue shell (no units, or autoinit.rescue)
+
+    fn rescue_shell(&mut self, now: u64) {
+        if !self.rescue || self.shutdown.is_some() {
+            return;
+        }
+        let Some(at) = self.shell_respawn_at else { return };
+        if now < at {
+            return;
+        }
+        self.shell_respawn_at = None;
+        let mut tty_buf = [0u8; 64];
+        let tty = rescue::console_tty(&mut tty_buf);
+        match rescue::spawn(self.log, tty, &self.shell_env) {
+            Ok(pid) => {
+                self.shell = Some(pid);
+                self.shell_started = now;
+                crate::fail::set_rescue_shell(Some(pid));
+            }
+            Err(e) => {
+                log!(self.log, Level::Error, "fork for the rescue shell: ", e, "; retrying in 2 s");
+                self.shell_respawn_at = Some(now.saturating_add(RESCUE_RESPAWN_MS));
+            }
+        }
+    }
+
+    fn shell_exited(&mut self, pid: Pid, status: WaitStatus, now: u64) {
+        self.shell = None;
+        crate::fail::set_rescue_shell(None);
+        let quick = now.saturating_sub(self.shell_started) < RESCUE_RESPAWN_MS;
+        let when = if quick { "; restarting in 2 s" } else { "; restarting" };
+        match (status.exit_code(), status.signal()) {
+            (Some(code), _) => log!(self.log, Level::Info, "rescue shell (pid ", pid, ") exited with status ", u32::from(code), when),
+            (None, Some(sig)) => log!(self.log, Level::Info, "rescue shell (pid ", pid, ") was killed by ", sig, when),
+            (None, None) => log!(self.log, Level::Info, "rescue shell (pid ", pid, ") ended", when),
+        }
+        self.shell_respawn_at = Some(if quick { now.saturating_add(RESCUE_RESPAWN_MS) } else { now });
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Shutdown
+
+    fn begin_shutdown(&mut self, action: Action, why: &str) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        log!(self.log, Level::Info, why, ": ", action.verb(), "; stopping services");
+        let now = now_ms();
+        self.shutdown = Some((action, now.saturating_add(SHUTDOWN_STOP_MS)));
+        if action != Action::Reboot {
+            if let Some(w) = self.watchdog.take() {
+                w.disarm(self.log);
+            }
+        }
+        if let Some(pid) = self.shell {
+            let _ = process::kill(pid.raw(), Signal::HUP);
+        }
+        for s in self.svcs.iter_mut() {
+            s.goal_up = false;
+            s.restart_after_stop = false;
+        }
+        self.changed = true;
+    }
+
+    fn shutdown_ready(&self) -> bool {
+        let Some((_, deadline)) = self.shutdown else { return false };
+        let busy = self.svcs.iter().any(|s| s.active() || s.state == State::Stopping);
+        !busy || now_ms() >= deadline
+    }
+
+    fn finish_shutdown(&mut self, sigfd: Option<&OwnedFd>) -> ! {
+        let (action, _) = self.shutdown.unwrap_or((Action::PowerOff, 0));
+        if self.svcs.iter().any(|s| s.active()) {
+            log!(self.log, Level::Warn, "services did not all stop within ", SHUTDOWN_STOP_MS / 1000, " s; killing the rest");
+        } else if !self.svcs.is_empty() {
+            log!(self.log, Level::Info, "all services stopped");
+        }
+        let mut wd = self.watchdog.take();
+        let mut pet = || {
+            if let Some(w) = &mut wd {
+                w.pet_if_due(now_ms());
+            }
+        };
+        crate::shutdown::run(self.log, action, "shutdown", sigfd, &mut pet)
+    }
+}
+
+fn emit_line(log: &Log, rate: &mut RateLimit, now: u64, name: &str, pid: Pid, text: &[u8]) {
+    match rate.allow(now) {
+        outlog::Allow::No => {}
+        outlog::Allow::Yes => log.service_line(name, pid.raw(), text),
+        outlog::Allow::YesAfterDropping(n) => {
+            log!(log, Level::Warn, name, ": ", n, " output lines suppressed (more than ", outlog::LINES_PER_SEC, " lines/s)");
+            log.service_line(name, pid.raw(), text);
+        }
+    }
+}
+
+fn flush_output(log: &Log, s: &mut Service) {
+    let name = s.name.clone();
+    let pid = s.out_pid;
+    let rate = &mut s.rate;
+    let now = now_ms();
+    s.split.flush(|text, _cut| emit_line(log, rate, now, &name, pid, text));
+}
+
+/// A unix socket bound at `path` (replacing a stale one), with `mode`; listening if a stream.
+fn listen_socket(ty: SocketType, path: &core::ffi::CStr, mode: u32) -> Result<OwnedFd, Errno> {
+    let fd = net::socket_unix(ty, true)?;
+    let _ = fs::unlinkat(syscall::BorrowedFd::CWD, path, fs::AtFlags::EMPTY);
+    net::bind_unix(&fd, path)?;
+    fs::fchmodat(syscall::BorrowedFd::CWD, path, mode)?;
+    if matches!(ty, SocketType::Stream) {
+        net::listen(&fd, 16)?;
+    }
+    Ok(fd)
+}
+
+impl Piece for String<64> {
+    fn put(&self, l: &mut Line) {
+        l.push(self.as_bytes())
+    }
+}
