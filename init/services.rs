@@ -32,8 +32,6 @@ pub const MAX_SERVICES: usize = 128;
 pub const MAX_CLIENTS: usize = 4;
 /// A service output line longer than this is cut.
 pub const OUT_LINE_BYTES: usize = 200;
-/// A `Type=notify` service must send READY=1 within this time.
-pub const START_TIMEOUT_MS: u64 = 30_000;
 /// After SIGKILL, how long to wait for a group to empty before giving up on it.
 pub const KILL_WAIT_MS: u64 = 5_000;
 /// A control client must send its request within this time.
@@ -125,6 +123,8 @@ struct Config {
     restart_sec_ms: u64,
     kill_signal: Signal,
     timeout_stop_ms: u64,
+    /// Type=notify: READY=1 must come within this (TimeoutStartSec=).
+    timeout_start_ms: u64,
     n_pre: u8,
     n_start: u8,
     n_stop: u8,
@@ -147,6 +147,7 @@ impl Config {
             restart_sec_ms: u.restart_sec_ms,
             kill_signal: Signal(u.kill_signal),
             timeout_stop_ms: u.timeout_stop_ms,
+            timeout_start_ms: u.timeout_start_ms,
             n_pre: u.exec_start_pre.len() as u8,
             n_start: u.exec_start.len() as u8,
             n_stop: u.exec_stop.len() as u8,
@@ -222,6 +223,9 @@ struct Service {
     last_exit: LastExit,
     backoff: Backoff,
     out: Option<OwnedFd>,
+    /// The pipe's write end, handed to each command while the unit is up, so that its
+    /// commands share one pipe and a restart does not cut the output of what is left.
+    out_w: Option<OwnedFd>,
     out_pid: Pid,
     split: LineSplitter<OUT_LINE_BYTES>,
     rate: RateLimit,
@@ -257,6 +261,7 @@ impl Service {
             last_exit: LastExit::None,
             backoff: Backoff::new(),
             out: None,
+            out_w: None,
             out_pid: Pid(0),
             split: LineSplitter::new(),
             rate: RateLimit::new(outlog::LINES_BURST, outlog::LINES_PER_SEC),
@@ -291,7 +296,6 @@ struct Client {
     fd: OwnedFd,
     req: proto::RequestBuf,
     deadline: u64,
-    root: bool,
     pending: Option<(String<64>, Want)>,
 }
 
@@ -393,7 +397,9 @@ impl<'l> Manager<'l> {
             }
             Err(e) => log!(self.log, Level::Error, "notify socket ", NOTIFY_SOCKET_C, ": ", e, "; Type=notify services will time out"),
         }
-        match listen_socket(SocketType::Stream, CONTROL_SOCKET, 0o600) {
+        // Everyone may connect, so that a non-root client gets a reason; only root
+        // (SO_PEERCRED) is served.
+        match listen_socket(SocketType::Stream, CONTROL_SOCKET, 0o666) {
             Ok(fd) => self.control = Some(fd),
             Err(e) => log!(self.log, Level::Error, "control socket ", CONTROL_SOCKET, ": ", e, "; `autoinit status` and friends will not work"),
         }
@@ -789,8 +795,9 @@ impl<'l> Manager<'l> {
                 }
             }
             State::Starting if deadline_due => {
-                self.note(i, line!("no READY=1 within ", START_TIMEOUT_MS / 1000, " s"));
-                log!(self.log, Level::Error, self.name(i), ": no READY=1 within ", START_TIMEOUT_MS / 1000, " s; stopping it");
+                let limit = self.svcs.get(i).map_or(0, |s| s.cfg.timeout_start_ms);
+                self.note(i, line!("no READY=1 within ", limit, " ms"));
+                log!(self.log, Level::Error, self.name(i), ": no READY=1 within ", limit, " ms (TimeoutStartSec=); stopping it");
                 if let Some(s) = self.svcs.get_mut(i) {
                     s.restart_after_stop = false;
                     s.deadline = None;
@@ -871,7 +878,7 @@ impl<'l> Manager<'l> {
             ServiceType::Notify => {
                 self.set_state(i, State::Starting);
                 if let Some(s) = self.svcs.get_mut(i) {
-                    s.deadline = Some(now.saturating_add(START_TIMEOUT_MS));
+                    s.deadline = Some(now.saturating_add(s.cfg.timeout_start_ms));
                 }
             }
             ServiceType::Oneshot => self.set_state(i, State::Starting),
@@ -900,14 +907,13 @@ impl<'l> Manager<'l> {
         let log = self.log;
         let cgroups = self.cgroups;
         let Some(s) = self.svcs.get_mut(i) else { return };
-        // The output pipe: read end non-blocking in PID 1, write end for the child.
-        let mut write_end = None;
-        if s.cfg.kmsg {
+        // The output pipe: read end non-blocking in PID 1, write end for the children.
+        if s.cfg.kmsg && s.out_w.is_none() {
             match io::pipe2(true, true) {
                 Ok((r, w)) => {
                     flush_output(log, s);
                     s.out = Some(r);
-                    write_end = Some(w);
+                    s.out_w = Some(w);
                 }
                 Err(e) => log!(log, Level::Warn, s.name.as_str(), ": pipe for its output: ", e, "; it writes to /dev/kmsg directly"),
             }
@@ -915,7 +921,7 @@ impl<'l> Manager<'l> {
         let req = spawn::Request {
             name: s.name.as_str(),
             which,
-            out_pipe: write_end.as_ref(),
+            out_pipe: s.out_w.as_ref(),
             cgroups,
             main_pid: if matches!(which, Which::Stop(_)) { s.main } else { None },
         };
@@ -942,7 +948,6 @@ impl<'l> Manager<'l> {
             }
             Err(e) => {
                 log!(log, Level::Error, s.name.as_str(), ": fork: ", e);
-                drop(write_end);
                 self.note(i, line!("fork: ", e));
                 self.after_exit(i, LastExit::Code(255), now);
             }
@@ -1029,6 +1034,10 @@ impl<'l> Manager<'l> {
             if s.state != st {
                 if matches!(st, State::Running | State::Done) {
                     s.since = now_ms();
+                }
+                if matches!(st, State::Inactive | State::Failed | State::Done | State::Skipped) {
+                    // Output of what is left still arrives; the read end sees EOF after it.
+                    s.out_w = None;
                 }
                 s.state = st;
                 self.changed = true;
@@ -1367,8 +1376,13 @@ impl<'l> Manager<'l> {
                 Ok(fd) => fd,
                 Err(_) => return,
             };
-            let root = net::peer_cred(&fd).is_ok_and(|c| c.uid == 0);
-            let c = Client { fd, req: proto::RequestBuf::new(), deadline: now_ms().saturating_add(CLIENT_TIMEOUT_MS), root, pending: None };
+            // Root only: anyone else is answered at once and takes no client slot.
+            if !net::peer_cred(&fd).is_ok_and(|c| c.uid == 0) {
+                log!(self.log, Level::Warn, "control: connection from a non-root user refused");
+                let _ = net::sendmsg(&fd, b"error: permission denied: root only\n", net::MSG_DONTWAIT | net::MSG_NOSIGNAL);
+                continue;
+            }
+            let c = Client { fd, req: proto::RequestBuf::new(), deadline: now_ms().saturating_add(CLIENT_TIMEOUT_MS), pending: None };
             let _ = self.clients.push(c);
         }
     }
@@ -1395,11 +1409,6 @@ impl<'l> Manager<'l> {
                 self.respond(k, Err("request too long"), &[]);
             }
             proto::Feed::Complete(len) => {
-                if !c.root {
-                    log!(self.log, Level::Warn, "control: request from a non-root user refused");
-                    self.respond(k, Err("permission denied: root only"), &[]);
-                    return;
-                }
                 let mut copy = [0u8; proto::REQUEST_BYTES];
                 let bytes = c.req.bytes().get(..len).unwrap_or(&[]);
                 let l = bytes.len().min(copy.len());
