@@ -65,17 +65,21 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-type Sink<'s> = &'s mut dyn FnMut(u8) -> Result<(), SplitError>;
+pub(crate) type Sink<'s> = &'s mut dyn FnMut(u8) -> Result<(), SplitError>;
 
 /// Words of a command line as systemd's extract_first_word(UNQUOTE | CUNESCAPE) finds them.
 #[derive(Clone, Copy)]
-struct Words<'r> {
+pub(crate) struct Words<'r> {
     rest: &'r [u8],
 }
 
-impl Words<'_> {
+impl<'r> Words<'r> {
+    pub(crate) fn new(raw: &'r str) -> Self {
+        Words { rest: raw.as_bytes() }
+    }
+
     /// Feeds the next word's bytes to `sink`; None when there are no more words.
-    fn next_word(&mut self, sink: Sink<'_>) -> Option<Result<(), SplitError>> {
+    pub(crate) fn next_word(&mut self, sink: Sink<'_>) -> Option<Result<(), SplitError>> {
         let start = self.rest.iter().position(|&b| !is_ws(b))?;
         self.rest = self.rest.get(start..).unwrap_or(&[]);
         Some(self.word(sink))
@@ -503,7 +507,7 @@ mod tests {
                 s.push(alphabet[(seed % alphabet.len() as u64) as usize]);
             }
             let raw = std::string::String::from_utf8(s).unwrap();
-            let _ = check(&raw, seed % 2 == 0);
+            let _ = check(&raw, seed & 1 == 0);
             for size in [0usize, 8, 64] {
                 let mut buf = vec![0u8; size];
                 let mut argv = Vec::new();

@@ -16,6 +16,7 @@
 
 pub mod boot;
 pub mod cmdline;
+pub mod env;
 pub mod exec_line;
 pub mod fail;
 #[macro_use]

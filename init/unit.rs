@@ -1027,6 +1027,7 @@ impl<'a> Builder<'a> {
                     u.environment.clear();
                     return Ok(());
                 }
+                crate::env::check_assignments(value).map_err(crate::env::EnvError::message)?;
                 u.environment.push(value).map_err(|_| "too many Environment= lines (MAX_ENV_LINES = 16)")?;
             }
             (Section::Service, "EnvironmentFile") => {
@@ -1717,6 +1718,8 @@ CPUWeight=200
             ("ExecStartPre", "/bin/echo \\q", "unknown backslash escape in the command line"),
             ("ExecStop", "bin/stop", "the program must be an absolute path or a bare name"),
             ("ExecStart", "@/bin/busybox", "the '@' prefix needs the program and its argv[0]"),
+            ("Environment", "A=1 B-C=2", "invalid variable name (expected [A-Za-z_][A-Za-z0-9_]*)"),
+            ("Environment", "\"A=1", "unterminated quote"),
             ("Restart", "sometimes", "expected no, always, on-success, on-failure, on-abnormal, on-abort or on-watchdog"),
             ("RestartSec", "5 parsecs", "expected a time span (\"5\", \"500ms\", \"1min 30s\", \"infinity\")"),
             ("RestartSec", "-1", "expected a time span (\"5\", \"500ms\", \"1min 30s\", \"infinity\")"),
