@@ -425,3 +425,214 @@ pub fn parse_env_file<const N: usize, const BYTES: usize>(
         State::PreKey | State::Comment => Ok(count),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Small = EnvTable<4, 32>;
+
+    fn entries<const N: usize, const B: usize>(t: &EnvTable<N, B>) -> std::vec::Vec<&str> {
+        t.iter().map(|c| c.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn table_overrides_and_removes() {
+        let mut t = ServiceEnv::new();
+        t.set("PATH", "/usr/bin:/bin").unwrap();
+        t.set_entry("A=1").unwrap();
+        t.set("B", "two words").unwrap();
+        t.set("A", "again").unwrap();
+        assert_eq!(entries(&t), ["PATH=/usr/bin:/bin", "B=two words", "A=again"]);
+        assert_eq!(t.lookup("A"), Some("again"));
+        assert_eq!(t.lookup("B"), Some("two words"));
+        assert_eq!(t.lookup("PAT"), None, "a prefix of a name is not the name");
+        assert!(t.remove("PATH"));
+        assert!(!t.remove("PATH"));
+        assert_eq!(entries(&t), ["B=two words", "A=again"]);
+        t.set("E", "").unwrap();
+        assert_eq!(t.lookup("E"), Some(""));
+        assert_eq!(t.len(), 3);
+        t.clear();
+        assert!(t.is_empty() && t.lookup("A").is_none());
+    }
+
+    #[test]
+    fn table_capacity() {
+        let mut t = Small::new();
+        for name in ["A", "B", "C", "D"] {
+            t.set(name, "1").unwrap();
+        }
+        assert_eq!(t.set("E", "1"), Err(EnvError::TooManyVars));
+        // Replacing a name needs no new slot.
+        t.set("B", "2").unwrap();
+        assert_eq!(entries(&t), ["A=1", "C=1", "D=1", "B=2"]);
+        let mut t = Small::new();
+        t.set("A", "0123456789012345678901234567").unwrap(); // 31 bytes with the NUL
+        assert_eq!(t.set("B", ""), Err(EnvError::TooLong));
+        // Replacing frees the old bytes first? No: the new value is written before the old one
+        // goes, so a replacement needs room for both.
+        assert_eq!(t.set("A", "x"), Err(EnvError::TooLong));
+        assert_eq!(t.lookup("A").map(str::len), Some(28), "a failed set leaves the table alone");
+        let mut t = Small::new();
+        t.set("A", "0123456789").unwrap();
+        t.set("B", "x").unwrap();
+        t.set("A", "y").unwrap();
+        assert_eq!(entries(&t), ["B=x", "A=y"]);
+        t.set("C", "0123456789012345678").unwrap();
+        assert_eq!(entries(&t), ["B=x", "A=y", "C=0123456789012345678"]);
+        assert_eq!(t.set("D", ""), Err(EnvError::TooLong));
+    }
+
+    #[test]
+    fn table_rejects_bad_entries() {
+        let mut t = Small::new();
+        assert_eq!(t.set("1A", "x"), Err(EnvError::InvalidName));
+        assert_eq!(t.set("A-B", "x"), Err(EnvError::InvalidName));
+        assert_eq!(t.set("", "x"), Err(EnvError::InvalidName));
+        assert_eq!(t.set_entry("NOEQUALS"), Err(EnvError::MissingEquals));
+        assert_eq!(t.set("A", "a\0b"), Err(EnvError::NulByte));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn environment_lines() {
+        let mut t = ServiceEnv::new();
+        assignments(r#"A=1 "B=two words" 'C=x y' D="q"r E= F=\x41\t U=%n/%i"#, "app@one.service", &mut t).unwrap();
+        assert_eq!(entries(&t), ["A=1", "B=two words", "C=x y", "D=qr", "E=", "F=A\t", "U=app@one.service/one"]);
+        assignments("A=2 P=50%", "x.service", &mut t).unwrap();
+        assert_eq!(t.lookup("A"), Some("2"));
+        assert_eq!(t.lookup("P"), Some("50%"));
+        assignments("Q=%H", "x.service", &mut t).unwrap();
+        assert_eq!(t.lookup("Q"), Some("%H"), "unsupported specifiers stay as written");
+        assert_eq!(assignments("OK=1 1BAD=2", "x.service", &mut t), Err(EnvError::InvalidName));
+        assert_eq!(t.lookup("OK"), Some("1"), "assignments before the bad one are set");
+        assert_eq!(assignments("NOVALUE", "x.service", &mut t), Err(EnvError::MissingEquals));
+        assert_eq!(assignments("A='x", "x.service", &mut t), Err(EnvError::UnterminatedQuote));
+        assert_eq!(assignments(r"A=\q", "x.service", &mut t), Err(EnvError::BadEscape));
+        assert_eq!(assignments(r"A=\xff", "x.service", &mut t), Err(EnvError::NotUtf8));
+        assert_eq!(assignments(r"A=\x00", "x.service", &mut t), Err(EnvError::NulByte));
+        let mut small = Small::new();
+        assert_eq!(assignments("A=%n", "a-very-long-unit-name-indeed.service", &mut small), Err(EnvError::TooLong));
+        assert_eq!(assignments("A=x ", "x.service", &mut small), Ok(()));
+        assert_eq!(assignments("B=1 C=1 D=1 E=1", "x.service", &mut small), Err(EnvError::TooManyVars));
+    }
+
+    #[test]
+    fn check_at_load() {
+        assert_eq!(check_assignments(r#"A=1 "B=two words" _x9=  "#), Ok(()));
+        assert_eq!(check_assignments(""), Ok(()));
+        assert_eq!(check_assignments("A=1 B"), Err(EnvError::MissingEquals));
+        assert_eq!(check_assignments("=1"), Err(EnvError::InvalidName));
+        assert_eq!(check_assignments("9A=1"), Err(EnvError::InvalidName));
+        assert_eq!(check_assignments("A.B=1"), Err(EnvError::InvalidName));
+        assert_eq!(check_assignments("A=\"x"), Err(EnvError::UnterminatedQuote));
+        assert_eq!(check_assignments(r"A=\q"), Err(EnvError::BadEscape));
+    }
+
+    /// Debian's /etc/default/ssh and /etc/default/cron, plus the corners of the format.
+    const DEFAULT_FILE: &str = "\
+# Default settings for openssh-server. This file is sourced by /bin/sh from
+# /etc/init.d/ssh.
+
+# Options to pass to sshd
+SSHD_OPTS=
+
+; a semicolon comment
+EXTRA_OPTS=\"-L 15\"
+export LANG=C.UTF-8
+   SPACED   =   value with  spaces   \t
+SINGLE='it''s $HOME \\n
+two lines'
+DOUBLE=\"a \\\"q\\\" \\\\ \\$x \\n \\
+joined\"
+CONT=one\\
+two
+MIXED=pre\"mid dle\"'post'\\ x
+CRLF=yes\r
+export=notakeyword
+LAST=no newline";
+
+    #[test]
+    fn environment_file() {
+        let mut t = ServiceEnv::new();
+        assert_eq!(parse_env_file(DEFAULT_FILE, &mut t), Ok(11));
+        let get = |k| t.lookup(k).unwrap();
+        assert_eq!(get("SSHD_OPTS"), "");
+        assert_eq!(get("EXTRA_OPTS"), "-L 15");
+        assert_eq!(get("LANG"), "C.UTF-8");
+        assert_eq!(get("SPACED"), "value with  spaces");
+        assert_eq!(get("SINGLE"), "its $HOME \\n\ntwo lines");
+        assert_eq!(get("DOUBLE"), "a \"q\" \\ $x \\n joined");
+        assert_eq!(get("CONT"), "onetwo");
+        assert_eq!(get("MIXED"), "premid dlepost x");
+        assert_eq!(get("CRLF"), "yes");
+        assert_eq!(get("export"), "notakeyword");
+        assert_eq!(get("LAST"), "no newline");
+        assert_eq!(parse_env_file("", &mut t), Ok(0));
+        assert_eq!(parse_env_file("# only\n\n", &mut t), Ok(0));
+    }
+
+    #[test]
+    fn environment_file_errors_name_the_line() {
+        let mut t = ServiceEnv::new();
+        let e = |text: &str, t: &mut ServiceEnv| parse_env_file(text, t).unwrap_err();
+        assert_eq!(e("A=1\nB\nC=3\n", &mut t), EnvFileError { line: 2, error: EnvError::MissingEquals });
+        assert_eq!(t.lookup("A"), Some("1"), "lines before the error are set");
+        assert_eq!(e("A=1\n\nB-C=2\n", &mut t), EnvFileError { line: 3, error: EnvError::InvalidName });
+        assert_eq!(e("A=1\nB='open\n\nstill\n", &mut t), EnvFileError { line: 2, error: EnvError::UnterminatedQuote });
+        assert_eq!(e("A=\"x\\\ny\nZ=\"3\nQ\n", &mut t), EnvFileError { line: 4, error: EnvError::MissingEquals });
+        assert_eq!(e("#c\nNOEQ", &mut t), EnvFileError { line: 2, error: EnvError::MissingEquals });
+        assert_eq!(e("A=a\0b\n", &mut t), EnvFileError { line: 1, error: EnvError::NulByte });
+        let mut small = Small::new();
+        assert_eq!(parse_env_file("A=1\nB=1\nC=1\nD=1\nE=1\n", &mut small).unwrap_err(), EnvFileError { line: 5, error: EnvError::TooManyVars });
+        let mut small = Small::new();
+        // 26 digits: the value fits but its NUL does not, reported at the entry's first line;
+        // 27: the byte that does not fit is on line 3.
+        let text = "A=1\nB=\\\n01234567890123456789012345\n";
+        assert_eq!(parse_env_file(text, &mut small).unwrap_err(), EnvFileError { line: 2, error: EnvError::TooLong });
+        let mut small = Small::new();
+        let text = "A=1\nB=\\\n012345678901234567890123456\n";
+        assert_eq!(parse_env_file(text, &mut small).unwrap_err(), EnvFileError { line: 3, error: EnvError::TooLong });
+        let mut small = Small::new();
+        assert_eq!(parse_env_file("A=1\nB=\\\n0123456789012345678901234\n", &mut small), Ok(2));
+    }
+
+    #[test]
+    fn lookup_feeds_the_splitter() {
+        let mut t = ServiceEnv::new();
+        parse_env_file("SSHD_OPTS=\"-o LogLevel=DEBUG\"\n", &mut t).unwrap();
+        let mut buf = [0u8; crate::exec_line::ARG_BYTES];
+        let mut argv = Vec::new();
+        let lookup = |k: &str| t.lookup(k);
+        crate::exec_line::split("/usr/sbin/sshd -D $SSHD_OPTS", "ssh.service", Some(&lookup), &mut buf, &mut argv).unwrap();
+        assert_eq!(argv.as_slice(), &[c"/usr/sbin/sshd", c"-D", c"-o", c"LogLevel=DEBUG"]);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 0xdead_beef_cafe_f00du64;
+        let alphabet = b"AB_1=\n\r\t '\"\\#;$`export%xn";
+        for _ in 0..20_000 {
+            let len = (seed % 48) as usize;
+            let mut s = std::vec::Vec::new();
+            for _ in 0..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                s.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            let text = std::string::String::from_utf8(s).unwrap();
+            let mut t = Small::new();
+            let _ = parse_env_file(&text, &mut t);
+            let _ = assignments(&text, "a@b.service", &mut t);
+            let _ = check_assignments(&text);
+            // Whatever happened, the table is consistent.
+            for entry in t.iter() {
+                let s = entry.to_str().unwrap();
+                let (k, v) = s.split_once('=').unwrap();
+                assert_eq!(t.lookup(k), Some(v));
+            }
+        }
+    }
+}

@@ -1027,6 +1027,7 @@ impl<'a> Builder<'a> {
                     u.environment.clear();
                     return Ok(());
                 }
+                crate::env::check_assignments(value).map_err(crate::env::EnvError::message)?;
                 u.environment.push(value).map_err(|_| "too many Environment= lines (MAX_ENV_LINES = 16)")?;
             }
             (Section::Service, "EnvironmentFile") => {
@@ -1046,9 +1047,7 @@ impl<'a> Builder<'a> {
             }
             (Section::Service, "StandardOutput") => {
                 self.stdout_set = !value.is_empty();
-                if !value.is_empty() {
-                    u.stdout = std_out(value)?;
-                }
+                u.stdout = if value.is_empty() { StdOut::Kmsg } else { std_out(value)? };
             }
             (Section::Service, "StandardError") => {
                 u.stderr = if value.is_empty() { StdOut::Inherit } else { std_out(value)? };
@@ -1644,6 +1643,13 @@ CPUWeight=200
     }
 
     #[test]
+    fn unit_size() {
+        // The runtime decides how many of these it keeps; this is the number it works with.
+        println!("size_of::<Unit>() = {}", core::mem::size_of::<Unit>());
+        assert!(core::mem::size_of::<Unit>() < 4096);
+    }
+
+    #[test]
     fn defaults() {
         let u = ok("[Service]\nExecStart=/bin/sleep 1\n");
         assert_eq!(u, Unit { exec_start: u.exec_start.clone(), ..Unit::default() });
@@ -1717,6 +1723,8 @@ CPUWeight=200
             ("ExecStartPre", "/bin/echo \\q", "unknown backslash escape in the command line"),
             ("ExecStop", "bin/stop", "the program must be an absolute path or a bare name"),
             ("ExecStart", "@/bin/busybox", "the '@' prefix needs the program and its argv[0]"),
+            ("Environment", "A=1 B-C=2", "invalid variable name (expected [A-Za-z_][A-Za-z0-9_]*)"),
+            ("Environment", "\"A=1", "unterminated quote"),
             ("Restart", "sometimes", "expected no, always, on-success, on-failure, on-abnormal, on-abort or on-watchdog"),
             ("RestartSec", "5 parsecs", "expected a time span (\"5\", \"500ms\", \"1min 30s\", \"infinity\")"),
             ("RestartSec", "-1", "expected a time span (\"5\", \"500ms\", \"1min 30s\", \"infinity\")"),
@@ -1908,6 +1916,10 @@ CPUWeight=200
         assert_eq!(u.tasks_max, Some(Limit::Count(512)));
         assert_eq!(u.umask, Some(7));
         assert_eq!(u.limit_core, Some(Rlimit { soft: 0, hard: 0 }));
+        let u = ok("[Service]\nExecStart=/a\nStandardInput=tty\n");
+        assert_eq!((u.stdout, u.stderr), (StdOut::Inherit, StdOut::Inherit), "a tty on stdin is the default output");
+        let u = ok("[Service]\nExecStart=/a\nStandardOutput=null\nStandardOutput=\n");
+        assert_eq!(u.stdout, StdOut::Kmsg, "an empty assignment restores the default");
         let u = ok("[Service]\nExecStart=/a\nStandardInput=tty\nStandardOutput=truncate:/log\nTimeoutSec=3\n");
         assert_eq!(u.stdout, StdOut::Truncate("/log"));
         assert_eq!((u.timeout_start_ms, u.timeout_stop_ms), (3000, 3000));
