@@ -339,7 +339,7 @@ fn setup(arch: Arch) -> Result<Setup> {
     let disk = set.disk(Disk::Main)?.to_path_buf();
     let dir = crate::root().join("target/bench").join(arch.name());
     std::fs::create_dir_all(&dir)?;
-    let spec = initramfs::Spec { arch, init: &init, busybox: &busybox, kernel: Some(&kernel), modules: &board.modules };
+    let spec = initramfs::Spec { arch, init: &init, busybox: Some(&busybox), kernel: Some(&kernel), modules: &board.modules };
     let autoinit_initrd = build_initrd(&spec, &dir.join("autoinit.cpio"))?;
     let script = dir.join("baseline-init.sh");
     std::fs::write(&script, baseline_script(&board, &kernel, Disk::Main.fstype())?)?;

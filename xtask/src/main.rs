@@ -5,11 +5,13 @@ mod arch;
 mod bench;
 mod bench_boot;
 mod board;
+mod board_image;
 mod boot_stage_tests;
 mod boot_tests;
 mod build;
 mod debian;
 mod demo;
+mod disk;
 mod images;
 mod initramfs;
 mod qemu;
@@ -35,6 +37,10 @@ commands:
   syscall-suite [--arch A]...
                         run tests/syscall-suite under qemu-user (and natively where the host can)
   initramfs [--arch A]  fetch the QEMU board's kernel and build its test initramfs; print both paths
+  image --board NAME [--image DIR|--system-img FILE] [--overlay TAR]... [--out DIR] [--disk]
+                        the artefacts a board vendor flashes: initramfs.cpio.gz and its
+                        gen_init_cpio list, the boot partition tree, cmdline.txt/boot loader
+                        snippet and a whole disk image (`cargo xtask image --help`; docs/boards.md)
   images [--arch A]     build the boot-stage test disks (target/images/<arch>/; default: the arches
                         with a QEMU board); print their paths
 ";
@@ -63,6 +69,7 @@ fn run() -> Result<()> {
             }
         }
         "test" => test_cmd::run(rest)?,
+        "image" => board_image::run(rest)?,
         "demo" => demo::run()?,
         "bench" => bench::run(rest)?,
         "syscall-suite" => {
