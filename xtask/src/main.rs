@@ -12,6 +12,7 @@ mod build;
 mod debian;
 mod demo;
 mod disk;
+mod image_tests;
 mod images;
 mod initramfs;
 mod qemu;
