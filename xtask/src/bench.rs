@@ -49,7 +49,7 @@ fn options(args: &[String]) -> Result<Options> {
     if no_boot {
         o.boot_arches.clear();
     } else if o.boot_arches.is_empty() {
-        o.boot_arches = vec![Arch::X86_64, Arch::Aarch64];
+        o.boot_arches = Arch::ALL.to_vec();
     }
     Ok(o)
 }

@@ -34,7 +34,7 @@ commands:
   demo                  build and boot the x86_64 QEMU board to the rescue shell
   bench [--runs N] [--arch A]... [--no-boot]
                         measure sizes and the boot stage against a busybox script (QEMU;
-                        default: x86_64 and aarch64, 3 boots each) and write docs/benchmarks.md
+                        default: all five arches, 3 boots each) and write docs/benchmarks.md
   syscall-suite [--arch A]...
                         run tests/syscall-suite under qemu-user (and natively where the host can)
   initramfs [--arch A]  fetch the QEMU board's kernel and build its test initramfs; print both paths
