@@ -368,4 +368,39 @@ mod tests {
         assert_eq!(names[3].0, "usr/bin");
         assert_eq!(names[4].1 & 0o170000, 0o120000);
     }
+
+    #[test]
+    fn gen_init_cpio_list_matches_the_archive() {
+        let stage = std::env::temp_dir().join(format!("xtask-gic-{}", std::process::id()));
+        let mut a = Tree::default();
+        a.file("init", 0o755, b"\x7fELF").unwrap();
+        a.char_dev("dev/console", 0o600, 5, 1).unwrap();
+        a.dir("tmp").unwrap();
+        a.symlink("bin/sh", "busybox").unwrap();
+        a.file("lib/modules/6.1.0/modules.dep", 0o644, b"kernel/a.ko:\n").unwrap();
+        let list = a.gen_init_cpio_list(&stage).unwrap();
+        let s = stage.canonicalize().unwrap();
+        let lines: Vec<&str> = list.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                format!("file /init {}/init 0755 0 0", s.display()),
+                "dir /dev 0755 0 0".to_string(),
+                "nod /dev/console 0600 0 0 c 5 1".to_string(),
+                "dir /tmp 1777 0 0".to_string(),
+                "dir /bin 0755 0 0".to_string(),
+                "slink /bin/sh busybox 0777 0 0".to_string(),
+                "dir /lib 0755 0 0".to_string(),
+                "dir /lib/modules 0755 0 0".to_string(),
+                "dir /lib/modules/6.1.0 0755 0 0".to_string(),
+                format!("file /lib/modules/6.1.0/modules.dep {}/lib/modules/6.1.0/modules.dep 0644 0 0", s.display()),
+            ]
+        );
+        assert_eq!(std::fs::read(s.join("lib/modules/6.1.0/modules.dep")).unwrap(), b"kernel/a.ko:\n");
+        // Names gen_init_cpio's sscanf("%s") would split are refused.
+        let mut b = Tree::default();
+        b.file("a b", 0o644, b"").unwrap();
+        assert!(b.gen_init_cpio_list(&stage).is_err());
+        std::fs::remove_dir_all(&stage).unwrap();
+    }
 }
