@@ -543,6 +543,26 @@ impl ArchResult {
         self.samples.len()
     }
 
+    /// One row of the summary table: medians of exec → stage 2 for both inits, their
+    /// difference, and PID 1 (+ children) CPU time.
+    pub fn summary_row(&self, size: Option<u64>) -> String {
+        let (a, b) = (Init::Autoinit, Init::Baseline);
+        let (at, st) = (self.med(a, Sample::total), self.med(b, Sample::total));
+        let cpu = |i: Init| self.med(i, |s| s.cpu_own() + s.cpu_children());
+        format!(
+            "| {} | {} | {} ms | {} ms | {} ms ({:+.0}%) | {} ms | {} ms | {} |",
+            self.arch.name(),
+            size.map(|s| format!("{:.1} KiB", s as f64 / 1024.0)).unwrap_or_else(|| "n/a".into()),
+            ms(at),
+            ms(st),
+            ms(at - st),
+            (at - st) * 100.0 / st,
+            ms(cpu(a)),
+            ms(cpu(b)),
+            self.of(a).len()
+        )
+    }
+
     /// The markdown of this architecture's results.
     pub fn markdown(&self) -> String {
         let (a, b) = (Init::Autoinit, Init::Baseline);

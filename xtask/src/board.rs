@@ -308,7 +308,7 @@ impl Board {
 
 /// The value of the last `autoinit.boot=` of a command line (the init takes the last one).
 pub fn boot_spec(cmdline: &str) -> Option<&str> {
-    cmdline.split_whitespace().filter_map(|w| w.strip_prefix("autoinit.boot=")).last()
+    cmdline.split_whitespace().rev().find_map(|w| w.strip_prefix("autoinit.boot="))
 }
 
 /// How `autoinit.boot=` names the boot partition.

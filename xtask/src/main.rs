@@ -88,7 +88,7 @@ fn run() -> Result<()> {
         }
         "images" => {
             use arch::Arch;
-            let arches = if rest.is_empty() { vec![Arch::X86_64, Arch::Aarch64, Arch::Armv7] } else { build::arches_from_args(rest)? };
+            let arches = if rest.is_empty() { Arch::ALL.to_vec() } else { build::arches_from_args(rest)? };
             for a in arches {
                 let b = boot_tests::board_for(a)?;
                 let q = b.qemu.as_ref().context("board without [qemu]")?;
