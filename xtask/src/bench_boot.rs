@@ -339,7 +339,7 @@ fn setup(arch: Arch) -> Result<Setup> {
     let disk = set.disk(Disk::Main)?.to_path_buf();
     let dir = crate::root().join("target/bench").join(arch.name());
     std::fs::create_dir_all(&dir)?;
-    let spec = initramfs::Spec { arch, init: &init, busybox: &busybox, kernel: Some(&kernel), modules: &board.modules };
+    let spec = initramfs::Spec { arch, init: &init, busybox: Some(&busybox), kernel: Some(&kernel), modules: &board.modules };
     let autoinit_initrd = build_initrd(&spec, &dir.join("autoinit.cpio"))?;
     let script = dir.join("baseline-init.sh");
     std::fs::write(&script, baseline_script(&board, &kernel, Disk::Main.fstype())?)?;
@@ -541,6 +541,26 @@ impl ArchResult {
 
     pub fn samples_len(&self) -> usize {
         self.samples.len()
+    }
+
+    /// One row of the summary table: medians of exec → stage 2 for both inits, their
+    /// difference, and PID 1 (+ children) CPU time.
+    pub fn summary_row(&self, size: Option<u64>) -> String {
+        let (a, b) = (Init::Autoinit, Init::Baseline);
+        let (at, st) = (self.med(a, Sample::total), self.med(b, Sample::total));
+        let cpu = |i: Init| self.med(i, |s| s.cpu_own() + s.cpu_children());
+        format!(
+            "| {} | {} | {} ms | {} ms | {} ms ({:+.0}%) | {} ms | {} ms | {} |",
+            self.arch.name(),
+            size.map(|s| format!("{:.1} KiB", s as f64 / 1024.0)).unwrap_or_else(|| "n/a".into()),
+            ms(at),
+            ms(st),
+            ms(at - st),
+            (at - st) * 100.0 / st,
+            ms(cpu(a)),
+            ms(cpu(b)),
+            self.of(a).len()
+        )
     }
 
     /// The markdown of this architecture's results.

@@ -251,7 +251,7 @@ fn check_root(vm: &mut Vm, t: &Target, w: &Want) -> Result<()> {
     check(vm, !init_left, "/init exists in the new root")?;
     let shmem = sh(vm, "grep '^Shmem:' /proc/meminfo")?;
     let kib: u64 = shmem.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
-    let initrd = std::fs::metadata(&t.initrd)?.len();
+    let initrd = t.initrd_bytes;
     check(
         vm,
         kib.saturating_mul(1024) < initrd / 2,

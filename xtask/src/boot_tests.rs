@@ -5,7 +5,7 @@ use crate::arch::Arch;
 use crate::board::{self, Board};
 use crate::images::{self, Disk, Images};
 use crate::qemu::{Boot, Vm};
-use crate::{debian, initramfs};
+use crate::{board_image, debian};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,7 +27,10 @@ pub struct Target {
     pub arch: Arch,
     pub board: Board,
     pub kernel: PathBuf,
+    /// `initramfs.cpio.gz`, as `cargo xtask image` writes it.
     pub initrd: PathBuf,
+    /// Its size unpacked.
+    pub initrd_bytes: u64,
     /// Built only when a selected test needs a disk; an error fails only those tests.
     pub images: Option<std::result::Result<Images, String>>,
     /// How many module files the initramfs holds (the board's modules with their
@@ -45,7 +48,8 @@ pub fn board_for(arch: Arch) -> Result<Board> {
 }
 
 /// Builds autoinit (unless `init` is given), fetches the board's kernel and busybox and writes
-/// `target/initramfs/<arch>.cpio`.
+/// the initramfs with `cargo xtask image`'s code (board_image.rs: autoinit as /init, the
+/// board's modules, and busybox for the rescue shell) into `target/images/<arch>/board/`.
 pub fn prepare(arch: Arch, init: Option<PathBuf>) -> Result<Target> {
     let board = board_for(arch)?;
     let q = board.qemu.as_ref().context("board without [qemu]")?;
@@ -55,13 +59,19 @@ pub fn prepare(arch: Arch, init: Option<PathBuf>) -> Result<Target> {
     };
     let kernel = debian::kernel(arch, q)?;
     let busybox = debian::busybox(&q.debian_arch)?;
-    let out = crate::root().join("target/initramfs").join(format!("{}.cpio", arch.name()));
-    let spec = initramfs::Spec { arch, init: &init, busybox: &busybox, kernel: Some(&kernel), modules: &board.modules };
-    let initrd = initramfs::build(&spec, &out)?;
-    let module_files =
-        if board.modules.is_empty() { 0 } else { initramfs::module_closure(&kernel.modules, &board.modules)?.0.len() };
+    let out = crate::root().join("target/images").join(arch.name()).join("board");
+    let inputs = board_image::InitInputs { init: &init, busybox: Some(&busybox), kernel: &kernel };
+    let made = board_image::make_initramfs(&board, &inputs, &out, &mut board_image::Progress::quiet())?;
     let image = kernel.qemu_image(arch)?;
-    Ok(Target { arch, board, kernel: image, initrd, images: None, module_files })
+    Ok(Target {
+        arch,
+        board,
+        kernel: image,
+        initrd: made.gz,
+        initrd_bytes: made.unpacked_bytes,
+        images: None,
+        module_files: made.module_files,
+    })
 }
 
 impl Target {

@@ -192,12 +192,17 @@ fn stamp(dir: &Path) -> Result<()> {
 /// Resolves the versioned kernel package behind a board's meta package (`linux-image-amd64`
 /// depends on `linux-image-6.1.0-NN-amd64`), fetches and extracts it and runs depmod.
 pub fn kernel(arch: Arch, q: &Qemu) -> Result<Kernel> {
-    let meta = qualified(&q.kernel_package, &q.debian_arch);
+    kernel_package(arch, &q.kernel_package, &q.debian_arch)
+}
+
+/// [`kernel`] for a meta package and Debian architecture (a real board's `[hardware]`).
+pub fn kernel_package(arch: Arch, kernel_package: &str, debian_arch: &str) -> Result<Kernel> {
+    let meta = qualified(kernel_package, debian_arch);
     let fields = apt_show(&meta)?;
     let depends = field(&fields, "Depends").with_context(|| format!("{meta} has no Depends"))?;
     let (pkg, version) = versioned_kernel(depends)
         .with_context(|| format!("{meta}: no versioned linux-image-N.N package in Depends: {depends}"))?;
-    let (deb, _) = download(&pkg, &q.debian_arch)?;
+    let (deb, _) = download(&pkg, debian_arch)?;
     let root = cache_dir().join("kernels").join(arch.name()).join(&version);
     extract(&deb, &root)?;
     // Merged-/usr packages (trixie) put modules under usr/lib; depmod -b wants lib/modules.

@@ -1,16 +1,19 @@
 //! Test artefacts for the boot stage, built without root by Debian's tools and cached under
 //! `target/images/`: system images (squashfs, `mksquashfs`), overlays (GNU `tar`, with
-//! `sha256sum` sidecars) and boot disks (a partition table written by `sfdisk` on a sparse
-//! file, a vfat filesystem from `mkfs.fat` + `mcopy` or an ext4 one from `mkfs.ext4 -d`, copied
-//! in at the partition's offset). Each artefact is checked with the tool that reads it back
-//! (`unsquashfs`, `blkid`, `sfdisk --json`) before a test may boot it.
+//! `sha256sum` sidecars) and boot disks (disk.rs: a partition table written by `sfdisk` on a
+//! sparse file, a vfat filesystem from `mkfs.fat` + `mcopy` or an ext4 one from `mkfs.ext4 -d`,
+//! copied in at the partition's offset). The main disk is made by `cargo xtask image`'s own
+//! code (board_image.rs) for the architecture's QEMU board, so the boot tests boot what the
+//! command writes. Each artefact is checked with the tool that reads it back (`unsquashfs`,
+//! `blkid`, `sfdisk --json`) before a test may boot it.
 //!
 //! Next to every artefact `X` lies `X.key`: the recipe and the hashes of its inputs. A build
 //! whose key matches is skipped, so a second run does no work.
 
 use crate::arch::Arch;
+use crate::disk::{self, Fs, Identity, Layout, Table};
+pub(crate) use crate::disk::run;
 use anyhow::{bail, Context, Result};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -70,11 +73,16 @@ pub fn mbr_partuuid() -> String {
     format!("{MBR_ID:08x}-01")
 }
 
-const MIB: u64 = 1 << 20;
-/// Sparse whole disks of 64 MiB with one partition from 1 MiB to 63 MiB.
-const DISK_BYTES: u64 = 64 * MIB;
-const PART_START: u64 = MIB;
-const PART_BYTES: u64 = 62 * MIB;
+/// The identifiers every test disk is written with.
+pub fn test_identity() -> Identity {
+    Identity {
+        mbr_id: MBR_ID,
+        gpt_disk: GPT_DISK_GUID.to_string(),
+        gpt_part: GPT_PART_GUID.to_string(),
+        vfat_serial: VFAT_SERIAL,
+        ext4_uuid: EXT4_UUID.to_string(),
+    }
+}
 
 /// The system image variants.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -143,8 +151,14 @@ impl Disk {
         if self == Disk::Ext4 { "ext4" } else { "vfat" }
     }
 
-    fn gpt(self) -> bool {
-        self == Disk::Gpt
+    /// The disk around the files: the QEMU board's boot partition (`main`, an MBR disk of
+    /// 64 MiB with one FAT32 partition from 1 MiB to 63 MiB), as GPT + FAT16 or as ext4.
+    fn layout(self, board: &Layout) -> Layout {
+        match self {
+            Disk::Gpt => Layout { table: Table::Gpt, fs: Fs::Vfat { bits: 16 }, name: Some(GPT_PART_NAME.into()), ..board.clone() },
+            Disk::Ext4 => Layout { fs: Fs::Ext4, ..board.clone() },
+            _ => board.clone(),
+        }
     }
 
     /// The images it holds: (name in `autosvr/`, variant).
@@ -158,24 +172,15 @@ impl Disk {
 }
 
 /// Hashes bytes (64-bit FNV-1a): enough to notice a changed input.
-fn fnv(h: u64, bytes: &[u8]) -> u64 {
+pub(crate) fn fnv(h: u64, bytes: &[u8]) -> u64 {
     bytes.iter().fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
-const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+pub(crate) const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
-fn file_hash(p: &Path) -> Result<u64> {
+pub(crate) fn file_hash(p: &Path) -> Result<u64> {
     let data = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
     Ok(fnv(FNV_START, &data))
-}
-
-/// Runs a command; its error names the command and quotes stderr.
-fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd.stdin(Stdio::null()).output().with_context(|| format!("running {:?} (has `cargo xtask setup` run?)", cmd.get_program()))?;
-    if !out.status.success() {
-        bail!("{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Builds `out` with `build(tmp)` unless `out.key` holds `key`; `build` writes `tmp`, which
@@ -251,6 +256,8 @@ impl Images {
 pub fn prepare(arch: Arch, busybox: &Path, wanted: &[Disk]) -> Result<Images> {
     let dir = arch_dir(arch);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let board = crate::boot_tests::board_for(arch)?;
+    let board_layout = Layout::from_board(&board.boot_partition, board.firmware())?;
     let mut images: Vec<(Image, PathBuf)> = Vec::new();
     for d in wanted {
         for (_, v) in d.images() {
@@ -264,7 +271,7 @@ pub fn prepare(arch: Arch, busybox: &Path, wanted: &[Disk]) -> Result<Images> {
     for &d in wanted {
         let mut files: Vec<(String, PathBuf)> = Vec::new();
         for (name, v) in d.images() {
-            let p = images.iter().find(|(x, _)| *x == v).unwrap().1.clone();
+            let p = images.iter().find(|(x, _)| *x == v).map(|(_, p)| p.clone()).context("system image not built")?;
             files.push((format!("autosvr/{name}"), p));
         }
         let mut names = vec!["0_base.tar", "10_net.tar", "20_late.tar"];
@@ -273,21 +280,48 @@ pub fn prepare(arch: Arch, busybox: &Path, wanted: &[Disk]) -> Result<Images> {
             Disk::Evil => names.push(EVIL_OVERLAY),
             _ => {}
         }
+        if d == Disk::Main {
+            let overlays: Vec<PathBuf> = names.iter().map(|n| ov.join(n)).collect();
+            disks.push((d, main_disk(&board, &dir, &files[0].1, &overlays)?));
+            continue;
+        }
         for n in names {
             files.push((format!("autosvr/{n}"), ov.join(n)));
             let sum = if d == Disk::BadSum && n == "10_net.tar" { "10_net.tar.sha256.wrong".to_string() } else { format!("{n}.sha256") };
             files.push((format!("autosvr/{n}.sha256"), ov.join(sum)));
         }
-        disks.push((d, disk(&dir, d, &files)?));
+        disks.push((d, disk(&dir, d, &d.layout(&board_layout), &files)?));
     }
     Ok(Images { disks })
+}
+
+/// The main disk, made by `cargo xtask image`'s code for the QEMU board (board_image.rs) with
+/// the test identity, in `target/images/<arch>/board/` (boot tree, cmdline.txt, disk.img).
+fn main_disk(board: &crate::board::Board, dir: &Path, system_img: &Path, overlays: &[PathBuf]) -> Result<PathBuf> {
+    let out = dir.join("board");
+    let img = out.join("disk.img");
+    let mut key = format!("{RECIPE} main disk of {}: {:016x}", board.name, file_hash(&crate::board::dir().join(format!("{}.toml", board.name)))?);
+    for f in std::iter::once(system_img).chain(overlays.iter().map(PathBuf::as_path)) {
+        key.push_str(&format!("\n{} {:016x}", f.display(), file_hash(f)?));
+    }
+    let key_path = out.join("disk.img.key");
+    if img.exists() && std::fs::read_to_string(&key_path).is_ok_and(|k| k == key) {
+        return Ok(img);
+    }
+    let _ = std::fs::remove_file(&key_path);
+    std::fs::create_dir_all(&out)?;
+    let inputs = crate::board_image::BootInputs { system_img, overlays, initramfs: None, identity: Some(test_identity()), disk: true };
+    let boot = crate::board_image::make_boot(board, &inputs, &out, &mut crate::board_image::Progress::quiet())?;
+    let img = boot.disk.context("make_boot wrote no disk")?;
+    std::fs::write(&key_path, key)?;
+    Ok(img)
 }
 
 // ---------------------------------------------------------------------------------------------
 // System images
 
 /// Builds `target/images/<arch>/<variant>.img` and returns its path.
-fn system_image(arch: Arch, busybox: &Path, v: Image) -> Result<PathBuf> {
+pub(crate) fn system_image(arch: Arch, busybox: &Path, v: Image) -> Result<PathBuf> {
     let dir = arch_dir(arch);
     let out = dir.join(v.file_name());
     if v == Image::Corrupt {
@@ -404,7 +438,7 @@ fn tar(format: &str) -> Command {
 /// Builds the overlays (architecture-independent) in `target/images/overlays/` and returns
 /// that directory: 0_base, 05_safe, 10_net, 20_late and 15_evil `.tar`, each with a `.sha256`
 /// sidecar in `sha256sum` format, and `10_net.tar.sha256.wrong`.
-fn overlays() -> Result<PathBuf> {
+pub(crate) fn overlays() -> Result<PathBuf> {
     let dir = crate::root().join("target/images/overlays");
     std::fs::create_dir_all(&dir)?;
     let work = dir.join("work");
@@ -500,9 +534,9 @@ fn ustar_names(tar: &[u8]) -> Vec<(u64, String)> {
 
 /// Builds `target/images/<arch>/disk-<name>.img` holding `files` (path on the partition, host
 /// file) and returns its path.
-fn disk(dir: &Path, d: Disk, files: &[(String, PathBuf)]) -> Result<PathBuf> {
+fn disk(dir: &Path, d: Disk, layout: &Layout, files: &[(String, PathBuf)]) -> Result<PathBuf> {
     let out = dir.join(format!("disk-{}.img", d.name()));
-    let mut key = format!("{RECIPE} disk {d:?}");
+    let mut key = format!("{RECIPE} disk {d:?} {layout:?}");
     for (dest, src) in files {
         key.push_str(&format!("\n{dest} {:016x}", file_hash(src)?));
     }
@@ -512,139 +546,15 @@ fn disk(dir: &Path, d: Disk, files: &[(String, PathBuf)]) -> Result<PathBuf> {
         let tree = work.join("tree");
         for (dest, src) in files {
             let p = tree.join(dest);
-            std::fs::create_dir_all(p.parent().unwrap())?;
+            std::fs::create_dir_all(p.parent().context("no parent")?)?;
             std::fs::copy(src, &p).with_context(|| format!("copying {}", src.display()))?;
         }
         dirs_0755(&tree)?;
-        let fs = work.join("fs.img");
-        std::fs::File::create(&fs)?.set_len(PART_BYTES)?;
-        if d.fstype() == "ext4" {
-            run(Command::new("mkfs.ext4")
-                .args(["-q", "-F", "-L", LABEL, "-U", EXT4_UUID, "-E"])
-                .arg(format!("root_owner=0:0,hash_seed={EXT4_UUID}"))
-                .arg("-d")
-                .arg(&tree)
-                .arg(&fs))?;
-        } else {
-            let fat = if d.gpt() { "16" } else { "32" };
-            run(Command::new("mkfs.fat").args(["-F", fat, "-n", LABEL, "-i", &format!("{VFAT_SERIAL:08X}")]).arg(&fs))?;
-            for e in std::fs::read_dir(&tree)? {
-                let e = e?;
-                run(Command::new("mcopy")
-                    .env("MTOOLS_SKIP_CHECK", "1")
-                    .arg("-i")
-                    .arg(&fs)
-                    .args(["-s", "-Q"])
-                    .arg(e.path())
-                    .arg("::/"))?;
-            }
-        }
-        std::fs::File::create(tmp)?.set_len(DISK_BYTES)?;
-        let script = if d.gpt() {
-            format!(
-                "label: gpt\nlabel-id: {GPT_DISK_GUID}\nunit: sectors\nfirst-lba: 2048\n\nstart={}, size={}, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, uuid={GPT_PART_GUID}, name=\"{GPT_PART_NAME}\"\n",
-                PART_START / 512,
-                PART_BYTES / 512
-            )
-        } else {
-            format!("label: dos\nlabel-id: 0x{MBR_ID:08x}\nunit: sectors\n\nstart={}, size={}, type=c\n", PART_START / 512, PART_BYTES / 512)
-        };
-        let mut child = Command::new("sfdisk")
-            .args(["-q", "--no-reread", "--no-tell-kernel"])
-            .arg(tmp)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("running sfdisk (has `cargo xtask setup` run?)")?;
-        child.stdin.take().unwrap().write_all(script.as_bytes())?;
-        let o = child.wait_with_output()?;
-        if !o.status.success() {
-            bail!("sfdisk {} failed: {}", tmp.display(), String::from_utf8_lossy(&o.stderr).trim());
-        }
-        copy_sparse(&fs, tmp, PART_START)?;
-        check_disk(tmp, d, files)?;
+        disk::write(layout, &test_identity(), &tree, tmp, &work.join("disk"))?;
         std::fs::remove_dir_all(&work)?;
         Ok(())
     })?;
     Ok(out)
-}
-
-/// Writes `src` into `dst` at `offset`, skipping all-zero blocks so that `dst` stays sparse.
-fn copy_sparse(src: &Path, dst: &Path, offset: u64) -> Result<()> {
-    let mut r = std::fs::File::open(src)?;
-    let mut w = std::fs::OpenOptions::new().write(true).open(dst)?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut pos = offset;
-    loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        if buf[..n].iter().any(|&b| b != 0) {
-            w.seek(SeekFrom::Start(pos))?;
-            w.write_all(&buf[..n])?;
-        }
-        pos += n as u64;
-    }
-    Ok(())
-}
-
-/// `KEY=value` lines of `blkid -o export`.
-fn export_fields(text: &str) -> Vec<(String, String)> {
-    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
-
-/// Reads the disk back: the partition table with `sfdisk --json`, the filesystem with `blkid -p`
-/// at the partition's offset, and the files with mtools or debugfs.
-fn check_disk(img: &Path, d: Disk, files: &[(String, PathBuf)]) -> Result<()> {
-    let json = run(Command::new("sfdisk").arg("--json").arg(img))?;
-    let flat: String = json.to_lowercase().split_whitespace().collect();
-    let mut want = vec![format!("\"start\":{}", PART_START / 512), format!("\"size\":{}", PART_BYTES / 512)];
-    if d.gpt() {
-        want.extend([
-            "\"label\":\"gpt\"".to_string(),
-            format!("\"id\":\"{GPT_DISK_GUID}\""),
-            format!("\"uuid\":\"{GPT_PART_GUID}\""),
-            format!("\"name\":\"{GPT_PART_NAME}\""),
-        ]);
-    } else {
-        want.extend(["\"label\":\"dos\"".to_string(), format!("\"id\":\"0x{MBR_ID:08x}\""), "\"type\":\"c\"".to_string()]);
-    }
-    if let Some(w) = want.iter().find(|w| !flat.contains(w.as_str())) {
-        bail!("sfdisk --json {}: no {w}:\n{json}", img.display());
-    }
-    let probe = run(Command::new("blkid").args(["-p", "-o", "export", "-O"]).arg(PART_START.to_string()).arg(img))?;
-    let fields = export_fields(&probe);
-    let get = |k: &str| fields.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str());
-    let uuid = if d.fstype() == "ext4" { EXT4_UUID.to_string() } else { vfat_uuid() };
-    let mut expect = vec![("TYPE", d.fstype().to_string()), ("LABEL", LABEL.to_string()), ("UUID", uuid)];
-    if d.fstype() == "vfat" {
-        expect.push(("VERSION", if d.gpt() { "FAT16" } else { "FAT32" }.to_string()));
-    }
-    for (k, v) in expect {
-        if get(k) != Some(v.as_str()) {
-            bail!("blkid -p -O {PART_START} {}: {k} is {:?}, expected {v}:\n{probe}", img.display(), get(k));
-        }
-    }
-    // The files, listed from the filesystem inside the disk.
-    let listing = if d.fstype() == "ext4" {
-        // e2fsprogs' unix I/O manager takes an offset after the file name.
-        run(Command::new("debugfs").args(["-R", "ls -p /autosvr"]).arg(format!("{}?offset={PART_START}", img.display())))?
-    } else {
-        run(Command::new("mdir")
-            .env("MTOOLS_SKIP_CHECK", "1")
-            .arg("-i")
-            .arg(format!("{}@@{PART_START}", img.display()))
-            .args(["-b", "::/autosvr"]))?
-    };
-    for (dest, _) in files {
-        let name = dest.rsplit('/').next().unwrap();
-        if !listing.contains(name) {
-            bail!("{}: {dest} is missing from the filesystem:\n{listing}", img.display());
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! Builds the test initramfs: an uncompressed newc cpio written in Rust (device nodes need no
-//! root), holding `/init` (autoinit), `/bin/busybox` with a symlink per applet, the usual empty
-//! directories, `/dev/console`, and optionally kernel modules with their dependency closure
-//! and the board's module list (`/etc/autoinit/modules`).
+//! Builds an initramfs: a newc cpio written in Rust (device nodes need no root), holding `/init`
+//! (autoinit), the usual empty directories, `/dev/console`, optionally `/bin/busybox` with a
+//! symlink per applet (the rescue shell), and the board's kernel modules with their dependency
+//! closure, a modules.dep of their own and the board's module list (`/etc/autoinit/modules`).
+//! The same entries can be written as a list for the kernel's gen_init_cpio.
 
 use crate::arch::Arch;
 use crate::debian::Kernel;
@@ -16,8 +17,9 @@ pub struct Spec<'a> {
     pub arch: Arch,
     /// The autoinit binary, installed as `/init`.
     pub init: &'a Path,
-    /// A static busybox for `arch`, installed as `/bin/busybox`.
-    pub busybox: &'a Path,
+    /// A static busybox for `arch`, installed as `/bin/busybox` with a link per applet (the
+    /// rescue shell); none in a vendor's initramfs unless asked for.
+    pub busybox: Option<&'a Path>,
     /// The kernel whose modules `modules` names (needed only when `modules` is not empty).
     pub kernel: Option<&'a Kernel>,
     /// Module names (`virtio_blk`, `squashfs`); each comes with its dependencies from
@@ -60,75 +62,148 @@ pub fn applets(arch: Arch, busybox: &Path) -> Vec<String> {
         .unwrap_or_else(|| FALLBACK_APPLETS.iter().map(|a| format!("bin/{a}")).collect())
 }
 
-/// A newc archive being written.
-struct Archive<W: Write> {
-    out: Option<W>,
-    ino: u32,
-    /// Directories already written (every parent is written before its children).
-    dirs: BTreeSet<String>,
-    /// Every path written, to refuse duplicates.
+/// What an entry of the initramfs is.
+#[derive(Clone, Debug)]
+pub enum Node {
+    Dir,
+    /// A regular file and its contents.
+    File { data: Vec<u8> },
+    Char { major: u32, minor: u32 },
+    Symlink(String),
+}
+
+/// One entry: path without a leading `/`, permission bits, what it is.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub name: String,
+    pub mode: u32,
+    pub node: Node,
+}
+
+/// The initramfs's entries in archive order (every parent before its children), written as a
+/// newc archive by [`Tree::write_cpio`] or as a gen_init_cpio list by [`Tree::gen_init_cpio_list`].
+#[derive(Default)]
+pub struct Tree {
+    pub entries: Vec<Entry>,
+    /// Every path added, to refuse duplicates.
     names: BTreeSet<String>,
 }
 
-impl<W: Write> Archive<W> {
-    fn new(out: W) -> Self {
-        Archive { out: Some(out), ino: 1, dirs: BTreeSet::new(), names: BTreeSet::new() }
-    }
-
-    fn entry(&mut self, name: &str, mode: u32, kind: ModeFileType, data: &[u8], rdev: (u32, u32)) -> Result<()> {
-        let name = name.trim_start_matches('/');
+impl Tree {
+    fn push(&mut self, name: &str, mode: u32, node: Node) -> Result<()> {
+        let name = name.trim_matches('/');
         if let Some((parent, _)) = name.rsplit_once('/') {
             self.dir(parent)?;
         }
         if !self.names.insert(name.to_string()) {
             bail!("initramfs: {name} added twice");
         }
-        self.ino += 1;
-        let nlink = if matches!(kind, ModeFileType::Directory) { 2 } else { 1 };
-        let size = u32::try_from(data.len()).context("initramfs: file larger than 4 GiB")?;
-        let b = Builder::new(name)
-            .ino(self.ino)
-            .mode(mode)
-            .set_mode_file_type(kind)
-            .uid(0)
-            .gid(0)
-            .nlink(nlink)
-            .rdev_major(rdev.0)
-            .rdev_minor(rdev.1);
-        let mut w = b.write(self.out.take().unwrap(), size);
-        w.write_all(data)?;
-        self.out = Some(w.finish()?);
+        self.entries.push(Entry { name: name.to_string(), mode, node });
         Ok(())
     }
 
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.contains(name.trim_matches('/'))
+    }
+
     /// A directory and its missing parents.
-    fn dir(&mut self, path: &str) -> Result<()> {
+    pub fn dir(&mut self, path: &str) -> Result<()> {
         let path = path.trim_matches('/');
-        if path.is_empty() || self.dirs.contains(path) {
+        if path.is_empty() || self.names.contains(path) {
             return Ok(());
         }
-        if let Some((parent, _)) = path.rsplit_once('/') {
-            self.dir(parent)?;
-        }
-        self.dirs.insert(path.to_string());
         let mode = if path == "tmp" { 0o1777 } else { 0o755 };
-        self.entry(path, mode, ModeFileType::Directory, &[], (0, 0))
+        self.push(path, mode, Node::Dir)
     }
 
-    fn file(&mut self, name: &str, mode: u32, data: &[u8]) -> Result<()> {
-        self.entry(name, mode, ModeFileType::Regular, data, (0, 0))
+    pub fn file(&mut self, name: &str, mode: u32, data: &[u8]) -> Result<()> {
+        self.push(name, mode, Node::File { data: data.to_vec() })
     }
 
-    fn symlink(&mut self, name: &str, target: &str) -> Result<()> {
-        self.entry(name, 0o777, ModeFileType::Symlink, target.as_bytes(), (0, 0))
+    /// A file read from the host file `src`.
+    pub fn file_from(&mut self, name: &str, mode: u32, src: &Path) -> Result<()> {
+        let data = std::fs::read(src).with_context(|| format!("reading {}", src.display()))?;
+        self.push(name, mode, Node::File { data })
     }
 
-    fn char_dev(&mut self, name: &str, mode: u32, major: u32, minor: u32) -> Result<()> {
-        self.entry(name, mode, ModeFileType::Char, &[], (major, minor))
+    pub fn symlink(&mut self, name: &str, target: &str) -> Result<()> {
+        self.push(name, 0o777, Node::Symlink(target.to_string()))
     }
 
-    fn finish(mut self) -> Result<W> {
-        Ok(cpio::newc::trailer(self.out.take().unwrap())?)
+    pub fn char_dev(&mut self, name: &str, mode: u32, major: u32, minor: u32) -> Result<()> {
+        self.push(name, mode, Node::Char { major, minor })
+    }
+
+    /// The newc archive (uid and gid 0, mtime 0, one inode per entry).
+    pub fn write_cpio<W: Write>(&self, out: W) -> Result<W> {
+        let mut out = out;
+        for (i, e) in self.entries.iter().enumerate() {
+            let (kind, data, nlink, rdev): (ModeFileType, &[u8], u32, (u32, u32)) = match &e.node {
+                Node::Dir => (ModeFileType::Directory, &[], 2, (0, 0)),
+                Node::File { data, .. } => (ModeFileType::Regular, data, 1, (0, 0)),
+                Node::Char { major, minor } => (ModeFileType::Char, &[], 1, (*major, *minor)),
+                Node::Symlink(t) => (ModeFileType::Symlink, t.as_bytes(), 1, (0, 0)),
+            };
+            let size = u32::try_from(data.len()).context("initramfs: file larger than 4 GiB")?;
+            let ino = u32::try_from(i + 2).context("initramfs: too many entries")?;
+            let b = Builder::new(&e.name)
+                .ino(ino)
+                .mode(e.mode)
+                .set_mode_file_type(kind)
+                .uid(0)
+                .gid(0)
+                .nlink(nlink)
+                .rdev_major(rdev.0)
+                .rdev_minor(rdev.1);
+            let mut w = b.write(out, size);
+            w.write_all(data)?;
+            out = w.finish()?;
+        }
+        Ok(cpio::newc::trailer(out)?)
+    }
+
+    /// The same entries as a list for the kernel's usr/gen_init_cpio (`CONFIG_INITRAMFS_SOURCE`):
+    /// `dir NAME MODE 0 0`, `file NAME LOCATION MODE 0 0`, `nod NAME MODE 0 0 c MAJ MIN`,
+    /// `slink NAME TARGET MODE 0 0`. Every file's contents are written under `stage` (at its
+    /// own path) and named by absolute path there, so the list does not depend on caches.
+    pub fn gen_init_cpio_list(&self, stage: &Path) -> Result<String> {
+        if stage.exists() {
+            std::fs::remove_dir_all(stage).with_context(|| format!("removing {}", stage.display()))?;
+        }
+        std::fs::create_dir_all(stage)?;
+        let stage = stage.canonicalize()?;
+        let mut list = String::from(
+            "# initramfs for CONFIG_INITRAMFS_SOURCE (format: the kernel's usr/gen_init_cpio.c).\n\
+             # Written by `cargo xtask image`; file locations are absolute paths in initramfs/ next to it.\n",
+        );
+        for e in &self.entries {
+            let bad = |c: char| c.is_whitespace() || c.is_control();
+            if e.name.contains(bad) {
+                bail!("initramfs: {:?} has white space, which a gen_init_cpio list cannot hold", e.name);
+            }
+            let line = match &e.node {
+                Node::Dir => format!("dir /{} {:04o} 0 0", e.name, e.mode),
+                Node::File { data, .. } => {
+                    let loc = stage.join(&e.name);
+                    if let Some(d) = loc.parent() {
+                        std::fs::create_dir_all(d)?;
+                    }
+                    std::fs::write(&loc, data).with_context(|| format!("writing {}", loc.display()))?;
+                    let loc = loc.to_str().filter(|l| !l.contains(bad)).with_context(|| format!("{} cannot be named in a gen_init_cpio list", loc.display()))?.to_string();
+                    format!("file /{} {loc} {:04o} 0 0", e.name, e.mode)
+                }
+                Node::Char { major, minor } => format!("nod /{} {:04o} 0 0 c {major} {minor}", e.name, e.mode),
+                Node::Symlink(target) => {
+                    if target.contains(bad) {
+                        bail!("initramfs: symlink target {target:?} has white space");
+                    }
+                    format!("slink /{} {target} {:04o} 0 0", e.name, e.mode)
+                }
+            };
+            list.push_str(&line);
+            list.push('\n');
+        }
+        Ok(list)
     }
 }
 
@@ -180,47 +255,44 @@ pub fn module_closure(modules_dir: &Path, wanted: &[String]) -> Result<(Vec<Stri
     Ok((order, text))
 }
 
-/// Writes the initramfs to `out` and returns its path.
-pub fn build(spec: &Spec, out: &Path) -> Result<PathBuf> {
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = out.with_extension("tmp");
-    let f = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
-    let mut a = Archive::new(f);
-    for d in ["bin", "sbin", "dev", "proc", "sys", "tmp", "root", "etc", "run", "mnt", "usr/bin", "usr/sbin"] {
+/// The entries of the initramfs `spec` describes.
+pub fn tree(spec: &Spec) -> Result<Tree> {
+    let mut a = Tree::default();
+    for d in ["dev", "proc", "sys", "tmp", "root", "etc", "run", "mnt"] {
         a.dir(d)?;
     }
     a.char_dev("dev/console", 0o600, 5, 1)?;
     a.char_dev("dev/null", 0o666, 1, 3)?;
-    let init = std::fs::read(spec.init).with_context(|| format!("reading {}", spec.init.display()))?;
-    a.file("init", 0o755, &init)?;
-    let bb = std::fs::read(spec.busybox).with_context(|| format!("reading {}", spec.busybox.display()))?;
-    a.file("bin/busybox", 0o755, &bb)?;
-    for applet in applets(spec.arch, spec.busybox) {
-        let applet = applet.trim_start_matches('/');
-        let name = applet.rsplit('/').next().unwrap_or(applet);
-        if name == "busybox" || name.is_empty() {
-            continue;
+    a.file_from("init", 0o755, spec.init)?;
+    if let Some(busybox) = spec.busybox {
+        for d in ["bin", "sbin", "usr/bin", "usr/sbin"] {
+            a.dir(d)?;
         }
-        let dir = applet.rsplit_once('/').map(|(d, _)| d).unwrap_or("bin");
-        let path = format!("{dir}/{name}");
-        if a.names.contains(&path) {
-            continue;
+        a.file_from("bin/busybox", 0o755, busybox)?;
+        for applet in applets(spec.arch, busybox) {
+            let applet = applet.trim_start_matches('/');
+            let name = applet.rsplit('/').next().unwrap_or(applet);
+            if name == "busybox" || name.is_empty() {
+                continue;
+            }
+            let dir = applet.rsplit_once('/').map(|(d, _)| d).unwrap_or("bin");
+            let path = format!("{dir}/{name}");
+            if a.contains(&path) {
+                continue;
+            }
+            let depth = path.matches('/').count();
+            let target = format!("{}bin/busybox", "../".repeat(depth));
+            a.symlink(&path, &target)?;
         }
-        let depth = path.matches('/').count();
-        let target = format!("{}bin/busybox", "../".repeat(depth));
-        a.symlink(&path, &target)?;
+        a.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")?;
+        a.file("etc/group", 0o644, b"root:x:0:\n")?;
     }
-    a.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")?;
-    a.file("etc/group", 0o644, b"root:x:0:\n")?;
     if !spec.modules.is_empty() {
         let k = spec.kernel.context("initramfs: modules requested but no kernel given")?;
         let (paths, dep) = module_closure(&k.modules, spec.modules)?;
         let base = format!("lib/modules/{}", k.version);
         for p in &paths {
-            let data = std::fs::read(k.modules.join(p)).with_context(|| format!("reading module {p}"))?;
-            a.file(&format!("{base}/{p}"), 0o644, &data)?;
+            a.file_from(&format!("{base}/{p}"), 0o644, &k.modules.join(p)).with_context(|| format!("module {p}"))?;
         }
         a.file(&format!("{base}/modules.dep"), 0o644, dep.as_bytes())?;
         // So that the init can tell a built-in module from a missing one.
@@ -230,7 +302,17 @@ pub fn build(spec: &Spec, out: &Path) -> Result<PathBuf> {
         let list: String = spec.modules.iter().map(|m| format!("{m}\n")).collect();
         a.file("etc/autoinit/modules", 0o644, list.as_bytes())?;
     }
-    let mut f = a.finish()?;
+    Ok(a)
+}
+
+/// Writes the initramfs to `out` (an uncompressed newc archive) and returns its path.
+pub fn build(spec: &Spec, out: &Path) -> Result<PathBuf> {
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = out.with_extension("tmp");
+    let f = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+    let mut f = tree(spec)?.write_cpio(f)?;
     f.flush()?;
     drop(f);
     std::fs::rename(&tmp, out)?;
@@ -266,10 +348,10 @@ mod tests {
 
     #[test]
     fn archive_has_device_nodes_and_parents() {
-        let mut a = Archive::new(Vec::new());
+        let mut a = Tree::default();
         a.char_dev("dev/console", 0o600, 5, 1).unwrap();
         a.symlink("usr/bin/env", "../../bin/busybox").unwrap();
-        let bytes = a.finish().unwrap();
+        let bytes = a.write_cpio(Vec::new()).unwrap();
         let mut names = Vec::new();
         let mut r = std::io::Cursor::new(bytes);
         loop {
@@ -285,5 +367,40 @@ mod tests {
         assert_eq!(names[2].0, "usr");
         assert_eq!(names[3].0, "usr/bin");
         assert_eq!(names[4].1 & 0o170000, 0o120000);
+    }
+
+    #[test]
+    fn gen_init_cpio_list_matches_the_archive() {
+        let stage = std::env::temp_dir().join(format!("xtask-gic-{}", std::process::id()));
+        let mut a = Tree::default();
+        a.file("init", 0o755, b"\x7fELF").unwrap();
+        a.char_dev("dev/console", 0o600, 5, 1).unwrap();
+        a.dir("tmp").unwrap();
+        a.symlink("bin/sh", "busybox").unwrap();
+        a.file("lib/modules/6.1.0/modules.dep", 0o644, b"kernel/a.ko:\n").unwrap();
+        let list = a.gen_init_cpio_list(&stage).unwrap();
+        let s = stage.canonicalize().unwrap();
+        let lines: Vec<&str> = list.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                format!("file /init {}/init 0755 0 0", s.display()),
+                "dir /dev 0755 0 0".to_string(),
+                "nod /dev/console 0600 0 0 c 5 1".to_string(),
+                "dir /tmp 1777 0 0".to_string(),
+                "dir /bin 0755 0 0".to_string(),
+                "slink /bin/sh busybox 0777 0 0".to_string(),
+                "dir /lib 0755 0 0".to_string(),
+                "dir /lib/modules 0755 0 0".to_string(),
+                "dir /lib/modules/6.1.0 0755 0 0".to_string(),
+                format!("file /lib/modules/6.1.0/modules.dep {}/lib/modules/6.1.0/modules.dep 0644 0 0", s.display()),
+            ]
+        );
+        assert_eq!(std::fs::read(s.join("lib/modules/6.1.0/modules.dep")).unwrap(), b"kernel/a.ko:\n");
+        // Names gen_init_cpio's sscanf("%s") would split are refused.
+        let mut b = Tree::default();
+        b.file("a b", 0o644, b"").unwrap();
+        assert!(b.gen_init_cpio_list(&stage).is_err());
+        std::fs::remove_dir_all(&stage).unwrap();
     }
 }

@@ -5,11 +5,14 @@ mod arch;
 mod bench;
 mod bench_boot;
 mod board;
+mod board_image;
 mod boot_stage_tests;
 mod boot_tests;
 mod build;
 mod debian;
 mod demo;
+mod disk;
+mod image_tests;
 mod images;
 mod initramfs;
 mod notify_daemon;
@@ -32,10 +35,14 @@ commands:
   demo                  build and boot the x86_64 QEMU board to the rescue shell
   bench [--runs N] [--arch A]... [--no-boot]
                         measure sizes and the boot stage against a busybox script (QEMU;
-                        default: x86_64 and aarch64, 3 boots each) and write docs/benchmarks.md
+                        default: all five arches, 3 boots each) and write docs/benchmarks.md
   syscall-suite [--arch A]...
                         run tests/syscall-suite under qemu-user (and natively where the host can)
   initramfs [--arch A]  fetch the QEMU board's kernel and build its test initramfs; print both paths
+  image --board NAME [--image DIR|--system-img FILE] [--overlay TAR]... [--out DIR] [--disk]
+                        the artefacts a board vendor flashes: initramfs.cpio.gz and its
+                        gen_init_cpio list, the boot partition tree, cmdline.txt/boot loader
+                        snippet and a whole disk image (`cargo xtask image --help`; docs/boards.md)
   images [--arch A]     build the boot-stage test disks (target/images/<arch>/; default: the arches
                         with a QEMU board); print their paths
 ";
@@ -64,6 +71,7 @@ fn run() -> Result<()> {
             }
         }
         "test" => test_cmd::run(rest)?,
+        "image" => board_image::run(rest)?,
         "demo" => demo::run()?,
         "bench" => bench::run(rest)?,
         "syscall-suite" => {
@@ -81,7 +89,7 @@ fn run() -> Result<()> {
         }
         "images" => {
             use arch::Arch;
-            let arches = if rest.is_empty() { vec![Arch::X86_64, Arch::Aarch64, Arch::Armv7] } else { build::arches_from_args(rest)? };
+            let arches = if rest.is_empty() { Arch::ALL.to_vec() } else { build::arches_from_args(rest)? };
             for a in arches {
                 let b = boot_tests::board_for(a)?;
                 let q = b.qemu.as_ref().context("board without [qemu]")?;

@@ -7,8 +7,9 @@ use anyhow::{bail, Context, Result};
 use std::process::Command;
 
 const USAGE: &str = "\
-usage: cargo xtask test [--only unit|syscalls|boot]... [--arch A]... [--test NAME]... [--jobs N]
-  --only PART   run only this part (repeatable; default: all three)
+usage: cargo xtask test [--only unit|syscalls|boot|images]... [--arch A]... [--test NAME]... [--jobs N]
+  --only PART   run only this part (repeatable; default: all four; images: `cargo xtask image`
+                for every real board, outputs read back, broken board files refused)
   --arch A      architectures for the syscall suite and the boot tests (default: all)
   --test NAME   only this boot test or group (repeatable): rescue_shell, respawn, signals,
                 cmdline_warnings, panic_policy; boot stage: main_path, legacy_env, device_names,
@@ -34,8 +35,8 @@ fn parse(args: &[String]) -> Result<Options> {
             "--only" => {
                 let v = value()?;
                 for p in v.split(',') {
-                    if !matches!(p, "unit" | "syscalls" | "boot") {
-                        bail!("--only {p}: expected unit, syscalls or boot");
+                    if !matches!(p, "unit" | "syscalls" | "boot" | "images") {
+                        bail!("--only {p}: expected unit, syscalls, boot or images");
                     }
                     o.parts.push(p.to_string());
                 }
@@ -58,7 +59,7 @@ fn parse(args: &[String]) -> Result<Options> {
         }
     }
     if o.parts.is_empty() {
-        o.parts = vec!["unit".into(), "syscalls".into(), "boot".into()];
+        o.parts = vec!["unit".into(), "syscalls".into(), "boot".into(), "images".into()];
     }
     if o.arches.is_empty() {
         o.arches.extend(Arch::ALL);
@@ -159,6 +160,9 @@ pub fn run(args: &[String]) -> Result<()> {
         let arches: Vec<Arch> = o.arches.iter().copied().filter(|a| boot_tests::all_tests().any(|t| t.arches.contains(a))).collect();
         add(boot_tests::run(&arches, &o.tests, o.jobs));
     }
+    if o.parts.iter().any(|p| p == "images") {
+        add(crate::image_tests::run_all());
+    }
     println!("xtask: test wall time {:.0} s", start.elapsed().as_secs_f64());
     println!("xtask: {passed} passed, {failed} failed");
     if failed > 0 {
@@ -185,6 +189,6 @@ mod tests {
         assert_eq!((o.parts, o.arches, o.tests, o.jobs), (a(&["boot"]), vec![Arch::Armv7], a(&["respawn"]), 1));
         assert!(parse(&a(&["--only", "everything"])).is_err());
         assert!(parse(&a(&["--test", "nope"])).unwrap_err().to_string().contains("nope"));
-        assert_eq!(parse(&[]).unwrap().parts.len(), 3);
+        assert_eq!(parse(&[]).unwrap().parts.len(), 4);
     }
 }
