@@ -10,6 +10,7 @@ mod boot_tests;
 mod build;
 mod debian;
 mod demo;
+mod fuzz;
 mod images;
 mod initramfs;
 mod qemu;
@@ -26,8 +27,13 @@ commands:
   setup                 install what building and testing needs (apt, rustup targets)
   build [--arch A]...   build autoinit (release) for the given arches (default: all five)
   test [--only P] [--arch A] [--test T] [--jobs N]
-                        run every test: unit, syscall suite (qemu-user), QEMU boot tests
+                        run every test: unit, syscall suite (qemu-user), QEMU boot tests, fuzz
+                        smoke test
                         (`cargo xtask test --help` for the filters)
+  fuzz --smoke | --campaign DURATION [--jobs N] [--target T]...
+                        run the libFuzzer targets of fuzz/ briefly (about a minute), or for
+                        DURATION each (10m, 2h) and write the figures to docs/reliability.md
+                        (`cargo xtask fuzz --help`)
   demo                  build and boot the x86_64 QEMU board to the rescue shell
   bench [--runs N] [--arch A]... [--no-boot]
                         measure sizes and the boot stage against a busybox script (QEMU;
@@ -64,6 +70,7 @@ fn run() -> Result<()> {
         }
         "test" => test_cmd::run(rest)?,
         "demo" => demo::run()?,
+        "fuzz" => fuzz::run(rest)?,
         "bench" => bench::run(rest)?,
         "syscall-suite" => {
             let (passed, failed) = syscall_suite::run(&build::arches_from_args(rest)?)?;

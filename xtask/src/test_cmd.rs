@@ -1,5 +1,5 @@
 //! `cargo xtask test`: setup, host unit tests, the syscall suite under qemu-user, the QEMU boot
-//! tests; ends with `xtask: N passed, M failed`.
+//! tests, the fuzz smoke test; ends with `xtask: N passed, M failed`.
 
 use crate::arch::Arch;
 use crate::boot_tests;
@@ -7,8 +7,9 @@ use anyhow::{bail, Context, Result};
 use std::process::Command;
 
 const USAGE: &str = "\
-usage: cargo xtask test [--only unit|syscalls|boot]... [--arch A]... [--test NAME]... [--jobs N]
-  --only PART   run only this part (repeatable; default: all three)
+usage: cargo xtask test [--only unit|syscalls|boot|fuzz]... [--arch A]... [--test NAME]... [--jobs N]
+  --only PART   run only this part (repeatable; default: all four). fuzz: the fuzz harness's
+                own tests (seeds and regression inputs replayed) and `cargo xtask fuzz --smoke`
   --arch A      architectures for the syscall suite and the boot tests (default: all)
   --test NAME   only this boot test or group (repeatable): rescue_shell, respawn, signals,
                 cmdline_warnings, panic_policy; boot stage: main_path, legacy_env, device_names,
@@ -34,8 +35,8 @@ fn parse(args: &[String]) -> Result<Options> {
             "--only" => {
                 let v = value()?;
                 for p in v.split(',') {
-                    if !matches!(p, "unit" | "syscalls" | "boot") {
-                        bail!("--only {p}: expected unit, syscalls or boot");
+                    if !matches!(p, "unit" | "syscalls" | "boot" | "fuzz") {
+                        bail!("--only {p}: expected unit, syscalls, boot or fuzz");
                     }
                     o.parts.push(p.to_string());
                 }
@@ -58,7 +59,7 @@ fn parse(args: &[String]) -> Result<Options> {
         }
     }
     if o.parts.is_empty() {
-        o.parts = vec!["unit".into(), "syscalls".into(), "boot".into()];
+        o.parts = vec!["unit".into(), "syscalls".into(), "boot".into(), "fuzz".into()];
     }
     if o.arches.is_empty() {
         o.arches.extend(Arch::ALL);
@@ -147,6 +148,10 @@ pub fn run(args: &[String]) -> Result<()> {
         let arches: Vec<Arch> = o.arches.iter().copied().filter(|a| boot_tests::all_tests().any(|t| t.arches.contains(a))).collect();
         add(boot_tests::run(&arches, &o.tests, o.jobs));
     }
+    if o.parts.iter().any(|p| p == "fuzz") {
+        add(cargo_test("fuzz harness (seeds and regressions replayed)", &["--manifest-path", "fuzz/Cargo.toml", "--lib"]));
+        add(crate::fuzz::smoke_for_test());
+    }
     println!("xtask: test wall time {:.0} s", start.elapsed().as_secs_f64());
     println!("xtask: {passed} passed, {failed} failed");
     if failed > 0 {
@@ -173,6 +178,7 @@ mod tests {
         assert_eq!((o.parts, o.arches, o.tests, o.jobs), (a(&["boot"]), vec![Arch::Armv7], a(&["respawn"]), 1));
         assert!(parse(&a(&["--only", "everything"])).is_err());
         assert!(parse(&a(&["--test", "nope"])).unwrap_err().to_string().contains("nope"));
-        assert_eq!(parse(&[]).unwrap().parts.len(), 3);
+        assert_eq!(parse(&[]).unwrap().parts.len(), 4);
+        assert_eq!(parse(&a(&["--only", "fuzz"])).unwrap().parts, a(&["fuzz"]));
     }
 }
