@@ -25,7 +25,9 @@ done
 # qemu-system-x86 has qemu-system-x86_64 and qemu-system-i386; qemu-system-riscv (a package of
 # its own since QEMU 8, pulled in by qemu-system-misc; named so the dependency is explicit) has
 # qemu-system-riscv64 and the OpenSBI firmware its virt machine boots with (-bios default).
-PKGS="qemu-system-x86 qemu-system-arm qemu-system-misc qemu-system-riscv qemu-user-static cpio kmod squashfs-tools dosfstools mtools e2fsprogs fdisk util-linux tar coreutils gzip xz-utils zstd busybox-static"
+# g++ compiles libFuzzer for the fuzz targets (the libfuzzer-sys crate; `cargo xtask fuzz`
+# installs the nightly toolchain and cargo-fuzz itself).
+PKGS="g++ qemu-system-x86 qemu-system-arm qemu-system-misc qemu-system-riscv qemu-user-static cpio kmod squashfs-tools dosfstools mtools e2fsprogs fdisk util-linux tar coreutils gzip xz-utils zstd busybox-static"
 missing=""
 # (No `cmd | grep -q` under pipefail: grep exiting early makes cmd die of SIGPIPE, and the
 # check then fails at random.)

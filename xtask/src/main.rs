@@ -13,6 +13,7 @@ mod debian;
 mod demo;
 mod disk;
 mod image_tests;
+mod fuzz;
 mod images;
 mod initramfs;
 mod notify_daemon;
@@ -30,8 +31,13 @@ commands:
   setup                 install what building and testing needs (apt, rustup targets)
   build [--arch A]...   build autoinit (release) for the given arches (default: all five)
   test [--only P] [--arch A] [--test T] [--jobs N]
-                        run every test: unit, syscall suite (qemu-user), QEMU boot tests
+                        run every test: unit, syscall suite (qemu-user), QEMU boot tests, fuzz
+                        smoke test
                         (`cargo xtask test --help` for the filters)
+  fuzz --smoke | --campaign DURATION [--jobs N] [--target T]...
+                        run the libFuzzer targets of fuzz/ briefly (about a minute), or for
+                        DURATION each (10m, 2h) and write the figures to docs/reliability.md
+                        (`cargo xtask fuzz --help`)
   demo                  build and boot the x86_64 QEMU board to the rescue shell
   bench [--runs N] [--arch A]... [--no-boot]
                         measure sizes and the boot stage against a busybox script (QEMU;
@@ -73,6 +79,7 @@ fn run() -> Result<()> {
         "test" => test_cmd::run(rest)?,
         "image" => board_image::run(rest)?,
         "demo" => demo::run()?,
+        "fuzz" => fuzz::run(rest)?,
         "bench" => bench::run(rest)?,
         "syscall-suite" => {
             let (passed, failed) = syscall_suite::run(&build::arches_from_args(rest)?)?;

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: setup, host unit tests, the syscall suite and the notify daemon's
-//! self-test under qemu-user, the QEMU boot tests; ends with `xtask: N passed, M failed`.
+//! self-test under qemu-user, the QEMU boot tests, the board images, the fuzz smoke test; ends
+//! with `xtask: N passed, M failed`.
 
 use crate::arch::Arch;
 use crate::boot_tests;
@@ -7,9 +8,10 @@ use anyhow::{bail, Context, Result};
 use std::process::Command;
 
 const USAGE: &str = "\
-usage: cargo xtask test [--only unit|syscalls|boot|images]... [--arch A]... [--test NAME]... [--jobs N]
-  --only PART   run only this part (repeatable; default: all four; images: `cargo xtask image`
+usage: cargo xtask test [--only unit|syscalls|boot|images|fuzz]... [--arch A]... [--test NAME]... [--jobs N]
+  --only PART   run only this part (repeatable; default: all five; images: `cargo xtask image`
                 for every real board, outputs read back, broken board files refused)
+                fuzz: the fuzz harness's own tests and `cargo xtask fuzz --smoke`
   --arch A      architectures for the syscall suite and the boot tests (default: all)
   --test NAME   only this boot test or group (repeatable): rescue_shell, respawn, signals,
                 cmdline_warnings, panic_policy; boot stage: main_path, legacy_env, device_names,
@@ -35,8 +37,8 @@ fn parse(args: &[String]) -> Result<Options> {
             "--only" => {
                 let v = value()?;
                 for p in v.split(',') {
-                    if !matches!(p, "unit" | "syscalls" | "boot" | "images") {
-                        bail!("--only {p}: expected unit, syscalls, boot or images");
+                    if !matches!(p, "unit" | "syscalls" | "boot" | "images" | "fuzz") {
+                        bail!("--only {p}: expected unit, syscalls, boot, images or fuzz");
                     }
                     o.parts.push(p.to_string());
                 }
@@ -59,7 +61,7 @@ fn parse(args: &[String]) -> Result<Options> {
         }
     }
     if o.parts.is_empty() {
-        o.parts = vec!["unit".into(), "syscalls".into(), "boot".into(), "images".into()];
+        o.parts = vec!["unit".into(), "syscalls".into(), "boot".into(), "images".into(), "fuzz".into()];
     }
     if o.arches.is_empty() {
         o.arches.extend(Arch::ALL);
@@ -163,6 +165,10 @@ pub fn run(args: &[String]) -> Result<()> {
     if o.parts.iter().any(|p| p == "images") {
         add(crate::image_tests::run_all());
     }
+    if o.parts.iter().any(|p| p == "fuzz") {
+        add(cargo_test("fuzz harness (seeds and regressions replayed)", &["--manifest-path", "fuzz/Cargo.toml", "--lib"]));
+        add(crate::fuzz::smoke_for_test());
+    }
     println!("xtask: test wall time {:.0} s", start.elapsed().as_secs_f64());
     println!("xtask: {passed} passed, {failed} failed");
     if failed > 0 {
@@ -189,6 +195,7 @@ mod tests {
         assert_eq!((o.parts, o.arches, o.tests, o.jobs), (a(&["boot"]), vec![Arch::Armv7], a(&["respawn"]), 1));
         assert!(parse(&a(&["--only", "everything"])).is_err());
         assert!(parse(&a(&["--test", "nope"])).unwrap_err().to_string().contains("nope"));
-        assert_eq!(parse(&[]).unwrap().parts.len(), 4);
+        assert_eq!(parse(&[]).unwrap().parts.len(), 5);
+        assert_eq!(parse(&a(&["--only", "fuzz"])).unwrap().parts, a(&["fuzz"]));
     }
 }
