@@ -620,7 +620,7 @@ fn try_image(log: &Log, image: &Path, target: &Path) -> Result<(), Errno> {
 }
 
 /// A free loop device with `file` attached read-only.
-fn attach_loop(log: &Log, file: &OwnedFd) -> Result<(OwnedFd, Path), Errno> {
+pub(crate) fn attach_loop(log: &Log, file: &OwnedFd) -> Result<(OwnedFd, Path), Errno> {
     let ctl = fs::open(c"/dev/loop-control", OFlags::RDWR | OFlags::CLOEXEC, 0).inspect_err(|&e| {
         log!(log, Level::Error, "open /dev/loop-control: ", e, " (is the loop module loaded?)");
     })?;
@@ -660,7 +660,7 @@ fn check_upgrade_dir(log: &Log) -> Result<(), Errno> {
 // The root's structure
 
 /// Calls `f` with each name in directory `dir` (except `.` and `..`) and its `DT_*` type.
-fn for_each_entry(dir: &CStr, mut f: impl FnMut(&CStr, u8) -> Result<(), Errno>) -> Result<(), Errno> {
+pub(crate) fn for_each_entry(dir: &CStr, mut f: impl FnMut(&CStr, u8) -> Result<(), Errno>) -> Result<(), Errno> {
     let fd = fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, 0)?;
     let mut buf = [0u8; 2048];
     loop {

@@ -42,6 +42,7 @@ pub mod spawn;
 pub mod stage2;
 pub mod superblock;
 pub mod tar;
+pub mod upgrade;
 pub mod text;
 pub mod unit;
 pub mod watchdog;

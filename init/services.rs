@@ -290,6 +290,94 @@ impl Service {
 enum Want {
     Started,
     Stopped,
+    /// The end of the upgrade in progress.
+    Upgrade,
+}
+
+/// How long an upgrade client waits for the commit or the rollback.
+pub const UPGRADE_TIMEOUT_MS: u64 = 30 * 60 * 1000;
+/// How long a unit restarted by an upgrade has to come back (running, or READY=1).
+pub const UPGRADE_STEP_MS: u64 = 120_000;
+/// How long each restarted unit must stay up before the next one, unless `--settle` says.
+pub const DEFAULT_SETTLE_MS: u64 = 5_000;
+
+/// Where an on-the-fly upgrade is (docs/upgrade.md).
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub enum UpPhase {
+    Idle,
+    /// The swap child checks the image, mounts it and swaps it in.
+    Swapping,
+    /// The unit `order[pos]` was restarted; waiting for it to be running again.
+    Restarting,
+    /// `order[pos]` is running; it must stay up until the settle time is over.
+    Settling,
+    /// Swapping the old image back after a failure.
+    RollingBack,
+}
+
+impl UpPhase {
+    fn name(self) -> &'static str {
+        match self {
+            UpPhase::Idle => "idle",
+            UpPhase::Swapping => "checking and swapping",
+            UpPhase::Restarting => "restarting",
+            UpPhase::Settling => "settling",
+            UpPhase::RollingBack => "rolling back",
+        }
+    }
+}
+
+struct Upgrade {
+    phase: UpPhase,
+    path: String<200>,
+    persist: bool,
+    settle_ms: u64,
+    child: Option<Pid>,
+    /// Units to restart, in dependency order.
+    order: Vec<u8, MAX_SERVICES>,
+    pos: usize,
+    step_deadline: u64,
+    settle_until: u64,
+    settle_main: Option<Pid>,
+    settle_restarts: u32,
+    down_since: u64,
+    requested_at: u64,
+    /// Why it was rolled back.
+    failure: String<160>,
+    /// The outcome for the waiting client: (committed, message).
+    done: Option<(bool, String<160>)>,
+}
+
+impl Upgrade {
+    const fn new() -> Upgrade {
+        Upgrade {
+            phase: UpPhase::Idle,
+            path: String::new(),
+            persist: false,
+            settle_ms: DEFAULT_SETTLE_MS,
+            child: None,
+            order: Vec::new(),
+            pos: 0,
+            step_deadline: 0,
+            settle_until: 0,
+            settle_main: None,
+            settle_restarts: 0,
+            down_since: 0,
+            requested_at: 0,
+            failure: String::new(),
+            done: None,
+        }
+    }
+}
+
+fn short<const N: usize>(bytes: &[u8]) -> String<N> {
+    let mut s = String::new();
+    for &b in bytes {
+        if s.push(if b.is_ascii() && !b.is_ascii_control() { b as char } else { '?' }).is_err() {
+            break;
+        }
+    }
+    s
 }
 
 struct Client {
@@ -324,6 +412,7 @@ pub struct Manager<'l> {
     shell_started: u64,
     shell_respawn_at: Option<u64>,
     shell_env: ArgList<'static, { rescue::MAX_ENV + 2 }>,
+    upgrade: Upgrade,
     orphans: u64,
     changed: bool,
 }
@@ -355,6 +444,7 @@ impl<'l> Manager<'l> {
             shell_started: 0,
             shell_respawn_at: None,
             shell_env,
+            upgrade: Upgrade::new(),
             orphans: 0,
             changed: true,
         }
@@ -727,6 +817,11 @@ impl<'l> Manager<'l> {
         consider(self.watchdog.as_ref().map(|w| w.next_pet()));
         consider(self.shell_respawn_at);
         consider(self.shutdown.map(|(_, t)| t));
+        match self.upgrade.phase {
+            UpPhase::Restarting => consider(Some(self.upgrade.step_deadline)),
+            UpPhase::Settling => consider(Some(self.upgrade.settle_until)),
+            _ => {}
+        }
         if self.changed {
             consider(Some(0));
         }
@@ -746,6 +841,7 @@ impl<'l> Manager<'l> {
                 progress |= self.step_unit(i, now);
             }
             self.forget_removed();
+            progress |= self.upgrade_step(now);
             if !progress {
                 break;
             }
@@ -1104,6 +1200,11 @@ impl<'l> Manager<'l> {
         let now = now_ms();
         if Some(pid) == self.shell {
             self.shell_exited(pid, status, now);
+            return;
+        }
+        if Some(pid) == self.upgrade.child {
+            self.upgrade.child = None;
+            self.upgrade_child_done(status, now);
             return;
         }
         let found = self.svcs.iter().position(|s| s.main == Some(pid) || s.ctl == Some(pid));
@@ -1466,6 +1567,26 @@ impl<'l> Manager<'l> {
                 self.changed = true;
                 self.wait_for(k, i, Want::Stopped);
             }
+            Request::Upgrade { path, persist, settle_secs } => {
+                let settle = settle_secs.map_or(DEFAULT_SETTLE_MS, |s| u64::from(s).saturating_mul(1000));
+                match self.begin_upgrade(path, persist, settle) {
+                    Ok(()) => {
+                        if let Some(c) = self.clients.get_mut(k) {
+                            c.pending = Some((String::new(), Want::Upgrade));
+                            c.deadline = now_ms().saturating_add(UPGRADE_TIMEOUT_MS);
+                        }
+                    }
+                    Err(why) => self.respond(k, Err(why.as_str()), &[]),
+                }
+            }
+            Request::Rollback => match self.upgrade.phase {
+                UpPhase::Restarting | UpPhase::Settling => {
+                    self.rollback(line!("rollback requested"));
+                    self.respond(k, Ok(()), b"rolling back\n");
+                }
+                UpPhase::Idle => self.respond(k, Err("no upgrade in progress"), &[]),
+                _ => self.respond(k, Err("the upgrade is not in its restart or settle phase"), &[]),
+            },
             Request::Reload => {
                 let (a, c, r) = self.reload();
                 let l = line!(a, " added, ", c, " changed, ", r, " removed\n");
@@ -1499,7 +1620,12 @@ impl<'l> Manager<'l> {
             let Some(c) = self.clients.get(k) else { break };
             let mut answer: Option<Result<(), &'static str>> = None;
             let mut body = Line::new();
-            if let Some((name, want)) = &c.pending {
+            if let Some((_, Want::Upgrade)) = &c.pending {
+                if let Some((ok, msg)) = self.upgrade.done.take() {
+                    body = line!(msg.as_str(), "\n");
+                    answer = Some(if ok { Ok(()) } else { Err("upgrade failed") });
+                }
+            } else if let Some((name, want)) = &c.pending {
                 match self.find(name).and_then(|i| self.svcs.get(i)) {
                     None => answer = Some(Err("the unit was removed")),
                     Some(s) => match (want, s.state) {
@@ -1579,6 +1705,16 @@ impl<'l> Manager<'l> {
                 for s in &self.svcs {
                     proto::write_status_row(&row(s, now), &mut w).map_err(|_| "response too long")?;
                 }
+                let mut l = Line::new();
+                "image ".put(&mut l);
+                crate::upgrade::describe_image(&mut l);
+                w.write(l.as_bytes()).and_then(|_| w.write(b"\n")).map_err(|_| "response too long")?;
+                if self.upgrade.phase != UpPhase::Idle {
+                    let u = &self.upgrade;
+                    let unit = u.order.get(u.pos).and_then(|&i| self.svcs.get(usize::from(i))).map_or("", |s| s.name.as_str());
+                    let l = line!("upgrade to ", u.path.as_str(), ": ", u.phase.name(), " ", unit, " (", u.pos.min(u.order.len()), "/", u.order.len(), ")");
+                    w.write(l.as_bytes()).and_then(|_| w.write(b"\n")).map_err(|_| "response too long")?;
+                }
                 if let Some(wd) = &self.watchdog {
                     let mut l = Line::new();
                     wd.describe(&mut l);
@@ -1587,6 +1723,225 @@ impl<'l> Manager<'l> {
             }
         }
         Ok(w.len())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // On-the-fly upgrade (docs/upgrade.md): swap, resync, rolling restart, commit or rollback
+
+    fn begin_upgrade(&mut self, path: &str, persist: bool, settle_ms: u64) -> Result<(), String<96>> {
+        let refuse = |why: &[u8]| -> Result<(), String<96>> { Err(short(why)) };
+        if self.upgrade.phase != UpPhase::Idle {
+            let l = line!("an upgrade is already in progress (", self.upgrade.phase.name(), " ", self.upgrade.path.as_str(), ")");
+            return refuse(l.as_bytes());
+        }
+        if self.shutdown.is_some() {
+            return refuse(b"the system is shutting down");
+        }
+        if path.len() > self.upgrade.path.capacity() {
+            return refuse(b"path too long");
+        }
+        if crate::upgrade::upgrade_dir_mounted() {
+            return refuse(b"/rofs_root/_upgrade is a mount point (an old image is still attached): nothing done");
+        }
+        let now = now_ms();
+        let pid = match crate::upgrade::spawn_swap(self.log, path) {
+            Ok(pid) => pid,
+            Err(e) => {
+                let l = line!("fork: ", e);
+                return refuse(l.as_bytes());
+            }
+        };
+        log!(self.log, Level::Info, "upgrade: checking ", path, if persist { " (persist)" } else { "" });
+        let u = &mut self.upgrade;
+        u.phase = UpPhase::Swapping;
+        u.path = short(path.as_bytes());
+        u.persist = persist;
+        u.settle_ms = settle_ms;
+        u.child = Some(pid);
+        u.order.clear();
+        u.pos = 0;
+        u.requested_at = now;
+        u.failure.clear();
+        u.done = None;
+        Ok(())
+    }
+
+    fn finish_upgrade(&mut self, ok: bool, msg: &Line) {
+        let level = if ok { Level::Info } else { Level::Error };
+        log!(self.log, level, "upgrade: ", msg.as_bytes());
+        self.upgrade.phase = UpPhase::Idle;
+        self.upgrade.done = Some((ok, short(msg.as_bytes())));
+        self.changed = true;
+    }
+
+    fn upgrade_child_done(&mut self, status: WaitStatus, now: u64) {
+        let code = status.exit_code();
+        match self.upgrade.phase {
+            UpPhase::Swapping => {
+                if code != Some(crate::upgrade::exit::SWAPPED) {
+                    // The child says why; make sure nothing stays mounted.
+                    if crate::upgrade::upgrade_dir_mounted() {
+                        let _ = crate::upgrade::detach_old(self.log);
+                    }
+                    let why = if code == Some(crate::upgrade::exit::REFUSED) { "image refused (see above); nothing changed" } else { "swap failed (see above); nothing changed" };
+                    self.finish_upgrade(false, &line!(why));
+                    return;
+                }
+                let r = crate::upgrade::resync_root(self.log);
+                let took = now.saturating_sub(self.upgrade.requested_at);
+                log!(self.log, Level::Info, "upgrade: swapped to ", self.upgrade.path.as_str(), " ", took, " ms after the request (root: +", r.added, " -", r.removed, " links, /etc: +", r.etc_added, " -", r.etc_removed, ")");
+                self.plan_restarts();
+                self.upgrade.phase = UpPhase::Restarting;
+                self.upgrade.pos = 0;
+                self.restart_next(now);
+            }
+            UpPhase::RollingBack => {
+                if code != Some(crate::upgrade::exit::SWAPPED) {
+                    let l = line!("rollback: swapping back failed (see above); the new image stays in use. Rolled back because ", self.upgrade.failure.as_str());
+                    self.finish_upgrade(false, &l);
+                    return;
+                }
+                let r = crate::upgrade::resync_root(self.log);
+                let _ = crate::upgrade::detach_old(self.log);
+                log!(self.log, Level::Info, "upgrade: swapped back to the previous image (root: +", r.added, " -", r.removed, " links)");
+                // The units already restarted on the new image run the old one again.
+                let upto = self.upgrade.pos.saturating_add(1).min(self.upgrade.order.len());
+                for k in 0..upto {
+                    let Some(&i) = self.upgrade.order.get(k) else { continue };
+                    if let Some(s) = self.svcs.get_mut(usize::from(i)) {
+                        s.backoff.reset();
+                        if s.active() {
+                            s.restart_after_stop = true;
+                            s.goal_up = false;
+                        } else {
+                            s.goal_up = true;
+                            s.state = State::Waiting;
+                        }
+                    }
+                }
+                let l = line!("rolled back to the previous image: ", self.upgrade.failure.as_str());
+                self.finish_upgrade(false, &l);
+            }
+            _ => {}
+        }
+    }
+
+    /// The units running now, in dependency order: they are restarted one at a time.
+    fn plan_restarts(&mut self) {
+        let mut placed = Bits::default();
+        self.upgrade.order.clear();
+        for _ in 0..self.svcs.len() {
+            let mut progress = false;
+            for (i, s) in self.svcs.iter().enumerate() {
+                if placed.has(i) || s.state != State::Running {
+                    continue;
+                }
+                let ready = s.after.iter().all(|j| placed.has(j) || self.svcs.get(j).is_none_or(|d| d.state != State::Running));
+                if ready {
+                    placed.set(i);
+                    let _ = self.upgrade.order.push(i as u8);
+                    progress = true;
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    /// Restarts `order[pos]`, or commits when every unit has been restarted.
+    fn restart_next(&mut self, now: u64) {
+        let Some(&i) = self.upgrade.order.get(self.upgrade.pos) else {
+            self.commit_upgrade(now);
+            return;
+        };
+        let i = usize::from(i);
+        if let Some(s) = self.svcs.get_mut(i) {
+            log!(self.log, Level::Info, "upgrade: restarting ", s.name.as_str(), " (", self.upgrade.pos + 1, "/", self.upgrade.order.len(), ")");
+            s.backoff.reset();
+            s.restart_after_stop = true;
+            s.goal_up = false;
+        }
+        self.upgrade.down_since = now;
+        self.upgrade.step_deadline = now.saturating_add(UPGRADE_STEP_MS);
+        self.upgrade.phase = UpPhase::Restarting;
+        self.changed = true;
+    }
+
+    /// Watches the unit being restarted; returns whether the upgrade moved on.
+    fn upgrade_step(&mut self, now: u64) -> bool {
+        let phase = self.upgrade.phase;
+        if !matches!(phase, UpPhase::Restarting | UpPhase::Settling) {
+            return false;
+        }
+        let Some(&i) = self.upgrade.order.get(self.upgrade.pos) else { return false };
+        let Some(s) = self.svcs.get(usize::from(i)) else {
+            self.rollback(line!("a unit was removed during the upgrade"));
+            return true;
+        };
+        let failed = matches!(s.state, State::Failed | State::Backoff | State::Skipped) || (s.state == State::Inactive && !s.goal_up && !s.restart_after_stop);
+        match phase {
+            UpPhase::Restarting => {
+                if s.state == State::Running && s.main.is_some() && !s.restart_after_stop {
+                    let down = now.saturating_sub(self.upgrade.down_since);
+                    log!(self.log, Level::Info, "upgrade: ", s.name.as_str(), " is back after ", down, " ms (pid ", s.main.map_or(0, |p| p.raw()), ")");
+                    let (main, restarts) = (s.main, s.restarts);
+                    let u = &mut self.upgrade;
+                    u.settle_main = main;
+                    u.settle_restarts = restarts;
+                    u.settle_until = now.saturating_add(u.settle_ms);
+                    u.phase = UpPhase::Settling;
+                    return true;
+                }
+                if failed {
+                    let l = line!(s.name.as_str(), " did not come back on the new image: ", s.state.name(), ": ", s.note.as_str());
+                    self.rollback(l);
+                    return true;
+                }
+                if now >= self.upgrade.step_deadline {
+                    let l = line!(s.name.as_str(), " did not come back within ", UPGRADE_STEP_MS / 1000, " s");
+                    self.rollback(l);
+                    return true;
+                }
+                false
+            }
+            _ => {
+                if s.state != State::Running || s.main != self.upgrade.settle_main || s.restarts != self.upgrade.settle_restarts {
+                    let l = line!(s.name.as_str(), " failed within its settle time on the new image: ", s.state.name(), ": ", s.note.as_str());
+                    self.rollback(l);
+                    return true;
+                }
+                if now >= self.upgrade.settle_until {
+                    self.upgrade.pos += 1;
+                    self.restart_next(now);
+                    return true;
+                }
+                false
+            }
+        }
+    }
+
+    fn rollback(&mut self, why: Line) {
+        log!(self.log, Level::Error, "upgrade: ", why.as_bytes(), "; rolling back");
+        self.upgrade.failure = short(why.as_bytes());
+        match crate::upgrade::spawn_swap_back(self.log) {
+            Ok(pid) => {
+                self.upgrade.child = Some(pid);
+                self.upgrade.phase = UpPhase::RollingBack;
+            }
+            Err(e) => {
+                let l = line!("rollback: fork: ", e, "; the new image stays in use");
+                self.finish_upgrade(false, &l);
+            }
+        }
+    }
+
+    fn commit_upgrade(&mut self, now: u64) {
+        let _ = crate::upgrade::detach_old(self.log);
+        let took = now.saturating_sub(self.upgrade.requested_at);
+        let n = self.upgrade.order.len();
+        let l = line!("committed: running ", self.upgrade.path.as_str(), ", ", n, " services restarted, ", took, " ms after the request");
+        self.finish_upgrade(true, &l);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1637,6 +1992,11 @@ impl<'l> Manager<'l> {
             return;
         }
         log!(self.log, Level::Info, why, ": ", action.verb(), "; stopping services");
+        if self.upgrade.phase != UpPhase::Idle {
+            log!(self.log, Level::Warn, "upgrade: abandoned by the shutdown");
+            self.upgrade.phase = UpPhase::Idle;
+            self.upgrade.done = Some((false, short(b"abandoned: the system is shutting down")));
+        }
         let now = now_ms();
         self.shutdown = Some((action, now.saturating_add(SHUTDOWN_STOP_MS)));
         if action != Action::Reboot {
