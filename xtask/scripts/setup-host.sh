@@ -21,7 +21,8 @@ done
 # Debian packages. qemu-system from bookworm conflicts with the qemu-utils 10 from
 # bookworm-backports that this kind of machine ships, so QEMU comes from backports.
 # squashfs-tools, dosfstools, mtools, e2fsprogs, fdisk (sfdisk), util-linux (blkid), tar and
-# coreutils (sha256sum) build and check the boot-stage test disks (xtask/src/images.rs).
+# coreutils (sha256sum) build and check the boot-stage test disks (xtask/src/images.rs) and what
+# `cargo xtask image` writes (disk.rs, board_image.rs: also gzip and cpio, which reads it back).
 # qemu-system-x86 has qemu-system-x86_64 and qemu-system-i386; qemu-system-riscv (a package of
 # its own since QEMU 8, pulled in by qemu-system-misc; named so the dependency is explicit) has
 # qemu-system-riscv64 and the OpenSBI firmware its virt machine boots with (-bios default).
