@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 /// machine).
 pub(crate) const BOOT: Duration = Duration::from_secs(90);
 /// Between two console lines autoinit prints in a row.
-const STEP: Duration = Duration::from_secs(20);
+pub(crate) const STEP: Duration = Duration::from_secs(20);
 /// For QEMU to exit after the kernel's last line.
-const EXIT: Duration = Duration::from_secs(30);
+pub(crate) const EXIT: Duration = Duration::from_secs(30);
 
 pub(crate) const START: &str = "autoinit: autoinit 0.1.0 starting as PID 1";
 pub(crate) const SHELL: &str = "autoinit: starting rescue shell /bin/sh on /dev/";
@@ -27,6 +27,8 @@ pub struct Target {
     pub arch: Arch,
     pub board: Board,
     pub kernel: PathBuf,
+    /// The autoinit binary in the initramfs.
+    pub init: PathBuf,
     /// `initramfs.cpio.gz`, as `cargo xtask image` writes it.
     pub initrd: PathBuf,
     /// Its size unpacked.
@@ -67,6 +69,7 @@ pub fn prepare(arch: Arch, init: Option<PathBuf>) -> Result<Target> {
         arch,
         board,
         kernel: image,
+        init,
         initrd: made.gz,
         initrd_bytes: made.unpacked_bytes,
         images: None,
@@ -97,9 +100,28 @@ impl Target {
     }
 
     fn boot_with(&self, name: &str, extra_cmdline: &str, disks: &[PathBuf]) -> Result<Vm> {
-        let boot = Boot { board: &self.board, kernel: &self.kernel, initrd: &self.initrd, extra_cmdline, disks };
-        // '/' in a test name (failures/no_device) is a '-' in the log's name.
-        Vm::start(&boot, &format!("{}-{}", self.arch.name(), name.replace('/', "-")), false)
+        self.boot_custom(name, extra_cmdline, disks, None, &[])
+    }
+
+    /// Boots a fresh guest with `disks` (paths) attached, another initramfs than the
+    /// target's if `initrd` is given, and `qemu_args` after the console's `-serial stdio`.
+    pub fn boot_custom(
+        &self,
+        name: &str,
+        extra_cmdline: &str,
+        disks: &[PathBuf],
+        initrd: Option<&std::path::Path>,
+        qemu_args: &[String],
+    ) -> Result<Vm> {
+        let initrd = initrd.unwrap_or(&self.initrd);
+        let boot = Boot { board: &self.board, kernel: &self.kernel, initrd, extra_cmdline, disks };
+        Vm::start_with(&boot, &self.log_name(name), false, qemu_args)
+    }
+
+    /// `target/qemu-logs/<this>.log` of the test `name`: '/' in a test name
+    /// (failures/no_device) is a '-' in the log's name.
+    pub fn log_name(&self, name: &str) -> String {
+        format!("{}-{}", self.arch.name(), name.replace('/', "-"))
     }
 
     /// The rescue shell's console device, as autoinit names it.
@@ -282,7 +304,7 @@ pub const TESTS: &[Test] = &[
 
 /// The foundation's tests, then the boot stage's.
 pub fn all_tests() -> impl Iterator<Item = &'static Test> {
-    TESTS.iter().chain(crate::boot_stage_tests::TESTS)
+    TESTS.iter().chain(crate::boot_stage_tests::TESTS).chain(crate::supervise_tests::TESTS)
 }
 
 /// Whether `--test filter` selects the test `name`: the same name, or its group.

@@ -346,6 +346,68 @@ pub(crate) fn system_image(arch: Arch, busybox: &Path, v: Image) -> Result<PathB
     Ok(out)
 }
 
+/// A file added to a custom image's tree.
+pub struct ExtraFile {
+    /// Relative to the image's root (`etc/autoinit/services/web.service`).
+    pub path: String,
+    pub data: Vec<u8>,
+    pub mode: u32,
+}
+
+/// Builds `target/images/<arch>/disk-<name>.img`: the QEMU board's boot partition (as the
+/// other test disks) holding only `autosvr/system.img` (no overlays), the good image's tree
+/// plus `extra` (which may replace the tree's files, `etc/passwd` for one). Both are cached
+/// like the other artefacts. Returns the disk's path.
+pub fn custom_disk(arch: Arch, busybox: &Path, name: &str, extra: &[ExtraFile]) -> Result<PathBuf> {
+    let dir = arch_dir(arch);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let img = dir.join(format!("system-{name}.img"));
+    let mut key = format!("{RECIPE} custom {name} busybox {:016x}", file_hash(busybox)?);
+    for f in extra {
+        key.push_str(&format!("\n{} {:o} {:016x}", f.path, f.mode, fnv(FNV_START, &f.data)));
+    }
+    cached(&img, &key, |tmp| {
+        let tree = dir.join(format!("tree-{name}"));
+        fresh_dir(&tree)?;
+        image_tree(arch, busybox, Image::Good, &tree)?;
+        for f in extra {
+            let p = tree.join(&f.path);
+            if p.is_symlink() {
+                std::fs::remove_file(&p)?;
+            }
+            put(&tree, &f.path, &f.data, f.mode)?;
+        }
+        dirs_0755(&tree)?;
+        run(Command::new("mksquashfs")
+            .arg(&tree)
+            .arg(tmp)
+            .args(["-comp", "gzip", "-all-root", "-noappend", "-mkfs-time", "0", "-all-time", "0", "-quiet", "-no-progress"]))?;
+        check_image(tmp, true)?;
+        let listing = run(Command::new("unsquashfs").arg("-l").arg(tmp))?;
+        if let Some(f) = extra.iter().find(|f| !listing.lines().any(|l| l == format!("squashfs-root/{}", f.path))) {
+            bail!("unsquashfs -l {}: no {}", tmp.display(), f.path);
+        }
+        std::fs::remove_dir_all(&tree)?;
+        Ok(())
+    })?;
+    let board = crate::boot_tests::board_for(arch)?;
+    let layout = Layout::from_board(&board.boot_partition, board.firmware())?;
+    let out = dir.join(format!("disk-{name}.img"));
+    let key = format!("{RECIPE} custom disk {name} {layout:?}\nautosvr/system.img {:016x}", file_hash(&img)?);
+    cached(&out, &key, |tmp| {
+        let work = dir.join(format!("work-disk-{name}"));
+        fresh_dir(&work)?;
+        let tree = work.join("tree");
+        std::fs::create_dir_all(tree.join("autosvr"))?;
+        std::fs::copy(&img, tree.join("autosvr/system.img")).with_context(|| format!("copying {}", img.display()))?;
+        dirs_0755(&tree)?;
+        disk::write(&layout, &test_identity(), &tree, tmp, &work.join("disk"))?;
+        std::fs::remove_dir_all(&work)?;
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// The image's tree: busybox and its applets in usr/bin, merged-/usr symlinks, etc, opt.
 fn image_tree(arch: Arch, busybox: &Path, v: Image, tree: &Path) -> Result<()> {
     let bin = tree.join("usr/bin");

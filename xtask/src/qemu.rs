@@ -97,10 +97,16 @@ impl Vm {
     /// Starts QEMU; the console is logged to `target/qemu-logs/<name>.log`. With `echo` the
     /// console is also copied to this process's stdout as it arrives.
     pub fn start(boot: &Boot, name: &str, echo: bool) -> Result<Vm> {
+        Vm::start_with(boot, name, echo, &[])
+    }
+
+    /// [`Vm::start`] with more QEMU options after the console's `-serial stdio`, so that a
+    /// further `-serial` there is the guest's second serial port.
+    pub fn start_with(boot: &Boot, name: &str, echo: bool, extra_args: &[String]) -> Result<Vm> {
         std::fs::create_dir_all(log_dir())?;
         let log = log_dir().join(format!("{name}.log"));
         let mut cmd = boot.command()?;
-        cmd.args(["-serial", "stdio", "-display", "none", "-monitor", "none"]);
+        cmd.args(["-serial", "stdio", "-display", "none", "-monitor", "none"]).args(extra_args);
         let mut logf = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         writeln!(logf, "# {cmd:?}")?;
         let mut child = cmd
