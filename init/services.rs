@@ -1154,6 +1154,22 @@ impl<'l> Manager<'l> {
             s.deadline = None;
         }
         self.set_state(i, State::Failed);
+        self.stop_dependants(i);
+    }
+
+    /// Unit `i` failed: what Requires= it and already runs is stopped, with the reason (one
+    /// that still waits fails in `deps_ready`).
+    fn stop_dependants(&mut self, i: usize) {
+        let log = self.log;
+        let failed = self.svcs.get(i).map(|s| s.name.clone()).unwrap_or_default();
+        for (j, d) in self.svcs.iter_mut().enumerate() {
+            if j != i && d.requires.has(i) && d.goal_up && d.active() {
+                d.goal_up = false;
+                d.restart_after_stop = false;
+                log!(log, Level::Warn, d.name.as_str(), ": stopping: required unit ", failed.as_str(), " failed");
+                self.changed = true;
+            }
+        }
     }
 
     fn name(&self, i: usize) -> &str {
@@ -1353,6 +1369,7 @@ impl<'l> Manager<'l> {
             self.set_state(i, State::Failed);
             log!(log, Level::Error, self.name(i), ": failed: ", note.as_str());
             self.kill_rest(i);
+            self.stop_dependants(i);
         }
     }
 
