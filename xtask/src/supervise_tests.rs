@@ -336,7 +336,7 @@ fn sh(vm: &mut Vm, cmd: &str) -> Result<(String, i32)> {
 /// Boots to the console shell unit: the manager's load line, the shell's start line, and a
 /// shell that answers.
 fn to_console_shell(vm: &mut Vm, loaded: usize) -> Result<()> {
-    vm.expect(START, BOOT)?;
+    await_text(vm, START, BOOT)?;
     await_text(vm, &lines::loaded(loaded), TO_SERVICES)?;
     await_text(vm, &lines::started("console"), STEP)?;
     vm.wait_shell(STEP)?;
@@ -737,7 +737,7 @@ fn supervise_watchdog(t: &Target) -> Result<()> {
     // If PID 1 stops petting, QEMU powers the guest off and every later wait fails.
     let qemu = ["-device", "i6300esb", "-action", "watchdog=poweroff"].map(String::from);
     let mut vm = t.boot_custom("supervise_watchdog", &cmdline, &[disk], Some(&initrd), &qemu)?;
-    vm.expect(START, BOOT)?;
+    await_text(&vm, START, BOOT)?;
     let armed = await_text(&vm, "autoinit: watchdog: /dev/watchdog0 armed, timeout ", TO_SERVICES)?;
     let want = format!("armed, timeout {WATCHDOG_SECS} s, petted every {} ms", WATCHDOG_SECS * 1000 / 3);
     check(&vm, armed.contains(&want), format!("'{armed}', expected '{want}'"))?;
