@@ -590,37 +590,55 @@ fn mount_image(log: &Log, s: &Settings<'_>, dir: &Path) -> Result<(), Errno> {
 }
 
 fn try_image(log: &Log, image: &Path, target: &Path) -> Result<(), Errno> {
+    mount_squashfs(log, "system image ", image, target)
+}
+
+/// Checks that `image` (a file or a block device) looks like a squashfs, loop-attaches it
+/// read-only and mounts it on `target` (read-only, nosuid, nodev). `what` starts the log lines
+/// ("system image "). Used for the host's root and for containers' `RootImage=`.
+pub fn mount_squashfs(log: &Log, what: &str, image: &Path, target: &Path) -> Result<(), Errno> {
     let file = match fs::open(image.c(), OFlags::RDONLY | OFlags::CLOEXEC, 0) {
         Ok(f) => f,
         Err(e) => {
-            log!(log, Level::Error, "open system image ", image, ": ", e);
+            log!(log, Level::Error, "open ", what, image, ": ", e);
             return Err(e);
         }
     };
-    let size = fs::fstatx(&file, StatxMask::SIZE).map(|st| st.stx_size).unwrap_or(0);
+    let size = block_or_file_size(&file);
     let mut head = [0u8; 4096];
     let n = fs::read_full(&file, &mut head).unwrap_or(0);
     if let Err(why) = superblock::squashfs_sane(head.get(..n).unwrap_or(&[]), size) {
-        log!(log, Level::Error, "system image ", image, ": not a usable squashfs: ", why);
+        log!(log, Level::Error, what, image, ": not a usable squashfs: ", why);
         return Err(Errno::EINVAL);
     }
     let (loopdev, loopname) = attach_loop(log, &file)?;
     let r = mount::mount(Some(loopname.c()), target.c(), Some(c"squashfs"), MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV, None);
     match r {
         Ok(()) => {
-            log!(log, Level::Info, "system image ", image, " on ", loopname, " mounted at /rofs_root");
+            log!(log, Level::Info, what, image, " on ", loopname, " mounted at ", target);
             Ok(())
         }
         Err(e) => {
-            log!(log, Level::Error, "mount ", loopname, " (", image, ") on /rofs_root as squashfs: ", e);
+            log!(log, Level::Error, "mount ", loopname, " (", image, ") on ", target, " as squashfs: ", e);
             let _ = loopdev::detach(&loopdev);
             Err(e)
         }
     }
 }
 
+/// The size of a regular file, or of a block device (its statx size is 0): seek to its end.
+fn block_or_file_size(file: &OwnedFd) -> u64 {
+    let size = fs::fstatx(file, StatxMask::SIZE).map(|st| st.stx_size).unwrap_or(0);
+    if size != 0 {
+        return size;
+    }
+    let end = fs::lseek(file, fs::Seek::End(0)).unwrap_or(0);
+    let _ = fs::lseek(file, fs::Seek::Set(0));
+    end
+}
+
 /// A free loop device with `file` attached read-only.
-pub(crate) fn attach_loop(log: &Log, file: &OwnedFd) -> Result<(OwnedFd, Path), Errno> {
+pub fn attach_loop(log: &Log, file: &OwnedFd) -> Result<(OwnedFd, Path), Errno> {
     let ctl = fs::open(c"/dev/loop-control", OFlags::RDWR | OFlags::CLOEXEC, 0).inspect_err(|&e| {
         log!(log, Level::Error, "open /dev/loop-control: ", e, " (is the loop module loaded?)");
     })?;
@@ -679,14 +697,23 @@ pub(crate) fn for_each_entry(dir: &CStr, mut f: impl FnMut(&CStr, u8) -> Result<
 }
 
 fn build_root(log: &Log) -> Result<(), Errno> {
-    let image = path(&[NEWROOT.as_bytes(), b"/rofs_root"])?;
+    link_root(log, NEWROOT.as_bytes())
+}
+
+/// Gives the tmpfs at `root`, whose system image is mounted at `root/rofs_root`, the
+/// Autoserver layout: the image's top level linked (`usr -> rofs_root/usr`; the image's own
+/// top-level symlinks copied as they are), empty `proc sys dev run tmp etc`, and `/etc` a real
+/// directory of links into the image's, so any file can be replaced. The host's root (stage
+/// 1) and container roots (`RootImage=`) are built by this same function.
+pub fn link_root(log: &Log, root: &[u8]) -> Result<(), Errno> {
+    let image = path(&[root, b"/rofs_root"])?;
     let mut linked = 0usize;
     let r = for_each_entry(image.c(), |name, kind| {
         let n = name.to_bytes();
         if NOT_LINKED.iter().any(|x| x.as_bytes() == n) {
             return Ok(());
         }
-        let link = path(&[NEWROOT.as_bytes(), b"/", n])?;
+        let link = path(&[root, b"/", n])?;
         let mut tbuf = [0u8; 256];
         let entry = path(&[image.bytes(), b"/", n])?;
         // The image's own top-level symlinks (bin -> usr/bin) are copied as they are.
@@ -704,13 +731,13 @@ fn build_root(log: &Log) -> Result<(), Errno> {
         return Err(e);
     }
     for d in ["proc", "sys", "dev", "run", "tmp", "etc"] {
-        mkdir(path(&[NEWROOT.as_bytes(), b"/", d.as_bytes()])?.c(), 0o755)?;
+        mkdir(path(&[root, b"/", d.as_bytes()])?.c(), 0o755)?;
     }
     // /etc: a real directory whose entries point into the image, so any file can be replaced.
     let etc = path(&[image.bytes(), b"/etc"])?;
     let mut seeded = 0usize;
     let r = for_each_entry(etc.c(), |name, _| {
-        let link = path(&[NEWROOT.as_bytes(), b"/etc/", name.to_bytes()])?;
+        let link = path(&[root, b"/etc/", name.to_bytes()])?;
         let target = path(&[b"../rofs_root/etc/", name.to_bytes()])?;
         fs::symlinkat(target.c(), BorrowedFd::CWD, link.c())?;
         seeded += 1;

@@ -7,9 +7,11 @@ use crate::control_proto as proto;
 use crate::outlog;
 use crate::services::CONTROL_SOCKET;
 use syscall::entry::Args;
-use syscall::fs::{self, OFlags};
+use crate::boot::Path;
+use core::ffi::CStr;
+use syscall::fs::{self, AtFlags, OFlags, StatxMask};
 use syscall::net::{self, SocketType};
-use syscall::process;
+use syscall::process::{self, NsFlags};
 use syscall::{BorrowedFd, Errno};
 
 const USAGE: &str = "\
@@ -18,6 +20,7 @@ usage: autoinit COMMAND [ARGS]
   start|stop|restart NAME
   reload                read the unit files again (start new, stop removed, restart changed)
   log NAME              the service's lines from /dev/kmsg
+  exec NAME -- CMD...   run CMD inside the running service's namespaces and cgroup
   poweroff|reboot|halt
 autoinit itself is an init system: the kernel starts it as PID 1.
 ";
@@ -61,6 +64,9 @@ pub fn main(args: Args) -> ! {
         }
         _ => {}
     }
+    if words.starts_with(b"exec ") || words == b"exec" {
+        process::exit_group(exec_in(&args));
+    }
     if let Some(name) = words.strip_prefix(b"log ") {
         process::exit_group(show_log(name));
     }
@@ -90,42 +96,50 @@ fn push(buf: &mut [u8], len: &mut usize, b: &[u8]) -> bool {
 }
 
 fn call(req: &[u8]) -> i32 {
+    let mut resp = [0u8; RESPONSE_BYTES];
+    match query(req, &mut resp) {
+        Ok(body) => {
+            out(body);
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+/// Sends `req`; the body of an `ok` response, or the exit status after printing the error.
+fn query<'r>(req: &[u8], resp: &'r mut [u8; RESPONSE_BYTES]) -> Result<&'r [u8], i32> {
     let fd = match net::socket_unix(SocketType::Stream, false) {
         Ok(fd) => fd,
         Err(e) => {
             err_line(&[b"socket: ", e.name().unwrap_or("error").as_bytes()]);
-            return 3;
+            return Err(3);
         }
     };
     if let Err(e) = net::connect_unix(&fd, CONTROL_SOCKET) {
         err_line(&[b"connect ", CONTROL_SOCKET.to_bytes(), b": ", e.name().unwrap_or("error").as_bytes(), b" (is autoinit running as PID 1 with services?)"]);
-        return 3;
+        return Err(3);
     }
     if let Err(e) = fs::write_all(&fd, req) {
         err_line(&[b"send request: ", e.name().unwrap_or("error").as_bytes()]);
-        return 3;
+        return Err(3);
     }
-    let mut resp = [0u8; RESPONSE_BYTES];
-    let n = match fs::read_full(&fd, &mut resp) {
+    let n = match fs::read_full(&fd, &mut resp[..]) {
         Ok(n) => n,
         Err(e) => {
             err_line(&[b"read response: ", e.name().unwrap_or("error").as_bytes()]);
-            return 3;
+            return Err(3);
         }
     };
     match proto::split_response(resp.get(..n).unwrap_or(&[])) {
-        Ok((proto::Status::Ok, body)) => {
-            out(body);
-            0
-        }
+        Ok((proto::Status::Ok, body)) => Ok(body),
         Ok((proto::Status::Error(reason), body)) => {
             out(body);
             err_line(&[reason.as_bytes()]);
-            1
+            Err(1)
         }
         Err(e) => {
             err_line(&[b"bad response: ", e.message().as_bytes()]);
-            3
+            Err(3)
         }
     }
 }
@@ -160,4 +174,150 @@ fn show_log(name: &[u8]) -> i32 {
             }
         }
     }
+}
+
+/// Namespaces `exec` joins, in this order: every one but the user namespace first (they
+/// belong to the host's user namespace, where this client is root), the user namespace last.
+const NAMESPACES: [(&CStr, &CStr, NsFlags); 7] = [
+    (c"cgroup", c"/proc/self/ns/cgroup", NsFlags::NEWCGROUP),
+    (c"ipc", c"/proc/self/ns/ipc", NsFlags::NEWIPC),
+    (c"uts", c"/proc/self/ns/uts", NsFlags::NEWUTS),
+    (c"net", c"/proc/self/ns/net", NsFlags::NEWNET),
+    (c"pid", c"/proc/self/ns/pid", NsFlags::NEWPID),
+    (c"mnt", c"/proc/self/ns/mnt", NsFlags::NEWNS),
+    (c"user", c"/proc/self/ns/user", NsFlags::NEWUSER),
+];
+
+fn errno_text(e: Errno) -> &'static [u8] {
+    e.name().unwrap_or("error").as_bytes()
+}
+
+/// `autoinit exec NAME -- CMD...`: joins the cgroup and the namespaces of the service's main
+/// process, forks (a pid namespace applies to children), execs CMD there and exits with its
+/// status (128 + N if signal N killed it). 1: the service is not running or a namespace could
+/// not be joined; 2: usage; 3: the manager cannot be reached; 127: CMD not found.
+fn exec_in(args: &Args) -> i32 {
+    let (Some(name), Some(dashes), Some(program)) = (args.arg(2), args.arg(3), args.arg(4)) else {
+        err_line(&[b"usage: exec NAME -- CMD..."]);
+        return 2;
+    };
+    let Ok(name) = name.to_str() else { return 2 };
+    if dashes.to_bytes() != b"--" {
+        err_line(&[b"usage: exec NAME -- CMD..."]);
+        return 2;
+    }
+    let mut req = [0u8; proto::REQUEST_BYTES];
+    let mut len = 0usize;
+    if !(push(&mut req, &mut len, b"status ") && push(&mut req, &mut len, name.as_bytes()) && push(&mut req, &mut len, b"\n")) {
+        err_line(&[b"request too long"]);
+        return 2;
+    }
+    let mut resp = [0u8; RESPONSE_BYTES];
+    let body = match query(req.get(..len).unwrap_or(&[]), &mut resp) {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    let Some(pid) = proto::main_pid_in_status(body, name) else {
+        err_line(&[name.as_bytes(), b": not running"]);
+        return 1;
+    };
+    let mut digits = crate::log::Line::new();
+    crate::log::Piece::put(&pid, &mut digits);
+    // Into the unit's cgroup first (through the host's /sys), so that stop ends it too.
+    let service = crate::unit::service_name(name).unwrap_or(name);
+    if let Ok(p) = crate::cgroup::path(service, "cgroup.procs") {
+        let _ = crate::cgroup::write_file(p.c(), b"0");
+    }
+    // Open every namespace before joining any: after the mount namespace, /proc is the
+    // container's.
+    let mut fds: [Option<syscall::OwnedFd>; 7] = Default::default();
+    for (slot, (kind, own, _)) in fds.iter_mut().zip(NAMESPACES.iter()) {
+        let Some(p) = Path::of(&[b"/proc/", digits.as_bytes(), b"/ns/", kind.to_bytes()]) else { return 1 };
+        let theirs = match fs::open(p.c(), OFlags::RDONLY | OFlags::CLOEXEC, 0) {
+            Ok(fd) => fd,
+            Err(e) => {
+                err_line(&[b"open ", p.bytes(), b": ", errno_text(e)]);
+                return 1;
+            }
+        };
+        let same = match (fs::fstatx(&theirs, StatxMask::INO), fs::statx(BorrowedFd::CWD, own, AtFlags::EMPTY, StatxMask::INO)) {
+            (Ok(a), Ok(b)) => a.stx_ino == b.stx_ino && a.stx_dev_major == b.stx_dev_major && a.stx_dev_minor == b.stx_dev_minor,
+            _ => false,
+        };
+        if !same {
+            *slot = Some(theirs);
+        }
+    }
+    let mut joined_user = false;
+    for (fd, (kind, _, flag)) in fds.iter().zip(NAMESPACES.iter()) {
+        let Some(fd) = fd else { continue };
+        if let Err(e) = process::setns(fd, *flag) {
+            err_line(&[b"setns ", kind.to_bytes(), b": ", errno_text(e)]);
+            return 1;
+        }
+        joined_user |= *flag == NsFlags::NEWUSER;
+    }
+    if joined_user {
+        // Root of the container's user namespace (its uid 0 maps to the documented range).
+        let _ = process::setgroups(&[]);
+        if process::setresgid(0, 0, 0).and_then(|()| process::setresuid(0, 0, 0)).is_err() {
+            err_line(&[b"cannot become root in the user namespace"]);
+            return 1;
+        }
+    }
+    let _ = syscall::mount::chdir(c"/");
+    match process::fork() {
+        Ok(process::Fork::Child) => {
+            let mut argv: process::ArgList<'_, 65> = process::ArgList::new();
+            for a in args.args().skip(4) {
+                if argv.push(a).is_err() {
+                    err_line(&[b"too many arguments"]);
+                    process::exit_group(2);
+                }
+            }
+            let mut envp: process::ArgList<'_, 65> = process::ArgList::new();
+            let _ = envp.push(c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+            for e in args.env() {
+                let b = e.to_bytes();
+                if (b.starts_with(b"TERM=") || b.starts_with(b"LANG=")) && envp.push(e).is_err() {
+                    break;
+                }
+            }
+            let err = exec_search(program, &argv, &envp);
+            err_line(&[b"exec ", program.to_bytes(), b": ", errno_text(err)]);
+            process::exit_group(if err == Errno::ENOENT { 127 } else { 126 })
+        }
+        Ok(process::Fork::Parent(child)) => loop {
+            match process::wait4(child.raw(), process::WaitFlags::EMPTY) {
+                Ok(Some((_, st))) => return crate::container::exit_code_of(st),
+                Err(Errno::EINTR) | Ok(None) => continue,
+                Err(e) => {
+                    err_line(&[b"wait: ", errno_text(e)]);
+                    return 1;
+                }
+            }
+        },
+        Err(e) => {
+            err_line(&[b"fork: ", errno_text(e)]);
+            1
+        }
+    }
+}
+
+/// execve of `program`, looked up in the fixed search path when it has no `/`.
+fn exec_search<const A: usize, const E: usize>(program: &CStr, argv: &process::ArgList<'_, A>, envp: &process::ArgList<'_, E>) -> Errno {
+    if program.to_bytes().contains(&b'/') {
+        return process::execve(program, argv, envp);
+    }
+    let mut last = Errno::ENOENT;
+    let mut buf = [0u8; 256];
+    for dir in crate::exec_line::SEARCH_PATH {
+        if let Some(p) = crate::exec_line::search_candidate(dir, program, &mut buf) {
+            last = process::execve(p, argv, envp);
+            if last != Errno::ENOENT {
+                break;
+            }
+        }
+    }
+    last
 }

@@ -13,7 +13,7 @@
 //! | `poweroff`, `reboot`, `halt`               | orderly shutdown                      |
 //! | `upgrade PATH [--persist] [--settle SECS]` | reserved (parsed, may be unsupported) |
 //! | `rollback`                                 | reserved                              |
-//! | `exec NAME -- CMD...`                      | reserved                              |
+//! | `exec NAME -- CMD...`                      | handled by the client (setns); PID 1 refuses it |
 //!
 //! A NAME is 1 to [`NAME_BYTES`] bytes of `[A-Za-z0-9:_.@-]`; a `.service` suffix is dropped.
 //!
@@ -442,6 +442,21 @@ fn write_cells(cells: [Cell<'_>; 6], out: &mut impl Write) -> Result<(), Full> {
     out.write(&row)
 }
 
+/// The main pid of `name` in a `status` table, if the unit has one (`autoinit exec` joins
+/// its namespaces).
+pub fn main_pid_in_status(table: &[u8], name: &str) -> Option<i32> {
+    let text = core::str::from_utf8(table).ok()?;
+    let name = name.strip_suffix(".service").unwrap_or(name);
+    text.lines().skip(1).find_map(|line| {
+        let mut cells = line.split_ascii_whitespace();
+        if cells.next()? != name {
+            return None;
+        }
+        let pid = crate::text::parse_u64(cells.nth(1)?.as_bytes())?;
+        i32::try_from(pid).ok().filter(|&p| p > 0)
+    })
+}
+
 /// `NAME  STATE  PID  RESTARTS  UPTIME  LAST-EXIT`.
 pub fn write_status_header(out: &mut impl Write) -> Result<(), Full> {
     write_cells(
@@ -737,6 +752,16 @@ a-very-long-unit-name-indeed  backoff  -  12        -       SIGKILL
 rt                    stopping   -1       4294967295  0s    signal 40
 ";
         assert_eq!(table, expected);
+    }
+
+    #[test]
+    fn main_pid_from_the_status_table() {
+        let table = b"NAME  STATE  PID  RESTARTS  UPTIME  LAST-EXIT\nweb  running  412  0  2m05s  -\nweb2  failed  -  5  -  status 3\n";
+        assert_eq!(main_pid_in_status(table, "web"), Some(412));
+        assert_eq!(main_pid_in_status(table, "web.service"), Some(412));
+        assert_eq!(main_pid_in_status(table, "web2"), None);
+        assert_eq!(main_pid_in_status(table, "we"), None);
+        assert_eq!(main_pid_in_status(b"NAME STATE PID\n", "web"), None);
     }
 
     #[test]

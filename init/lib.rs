@@ -17,6 +17,8 @@
 pub mod boot;
 pub mod cgroup;
 pub mod cmdline;
+pub mod container;
+pub mod container_spec;
 pub mod control;
 pub mod control_proto;
 pub mod depgraph;

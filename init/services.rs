@@ -133,6 +133,8 @@ struct Config {
     start_ignore: u8,
     /// stdout or stderr goes to kmsg through PID 1.
     kmsg: bool,
+    /// ExecStart= is forked with these `CLONE_NEW*` flags (PrivatePIDs=: a new pid namespace).
+    clone_flags: u64,
 }
 
 fn ignore_bits(list: &[unit::Command<'_>]) -> u8 {
@@ -155,6 +157,7 @@ impl Config {
             start_ignore: ignore_bits(&u.exec_start),
             kmsg: matches!(u.stdout, unit::StdOut::Kmsg | unit::StdOut::Inherit)
                 || matches!(u.stderr, unit::StdOut::Kmsg),
+            clone_flags: crate::container_spec::clone_flags(u),
         }
     }
 }
@@ -1021,7 +1024,11 @@ impl<'l> Manager<'l> {
             cgroups,
             main_pid: if matches!(which, Which::Stop(_)) { s.main } else { None },
         };
-        match process::fork() {
+        let forked = match which {
+            Which::Start(_) if s.cfg.clone_flags != 0 => process::clone_flags(s.cfg.clone_flags),
+            _ => process::fork(),
+        };
+        match forked {
             Ok(Fork::Child) => spawn::child(log, &req),
             Ok(Fork::Parent(pid)) => {
                 match which {

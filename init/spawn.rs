@@ -41,6 +41,8 @@ pub mod exit {
     pub const USER: i32 = 217;
     pub const CAPABILITIES: i32 = 218;
     pub const CGROUP: i32 = 219;
+    /// Namespaces, the container's root or its mounts (container.rs).
+    pub const NAMESPACE: i32 = 226;
     pub const NO_NEW_PRIVILEGES: i32 = 235;
     /// Not systemd's: the unit file changed and no longer parses, or is gone.
     pub const UNIT: i32 = 240;
@@ -58,6 +60,7 @@ pub mod exit {
             USER => "USER",
             CAPABILITIES => "CAPABILITIES",
             CGROUP => "CGROUP",
+            NAMESPACE => "NAMESPACE",
             NO_NEW_PRIVILEGES => "NO_NEW_PRIVILEGES",
             UNIT => "UNIT",
             _ => return None,
@@ -118,6 +121,14 @@ fn setup_and_exec(log: &Log, req: &Request<'_>) -> Result<core::convert::Infalli
         setup_cgroup(log, name, &u)?;
     }
 
+    // The container (only for ExecStart=; ExecStartPre= and ExecStop= run on the host), after
+    // the cgroup so that every process of it is in the unit's. From here on, files are read
+    // from the container's root.
+    let own_root = match req.which {
+        Which::Start(_) => crate::container::setup(log, name, &u, req.cgroups)?.own_root,
+        _ => false,
+    };
+
     // Credentials are looked up before stdio changes, so errors still reach the log.
     let mut passwd_buf = [0u8; PASSWD_BYTES];
     let mut group_buf = [0u8; PASSWD_BYTES];
@@ -126,7 +137,7 @@ fn setup_and_exec(log: &Log, req: &Request<'_>) -> Result<core::convert::Infalli
     let mut env: EnvTable<{ env::SERVICE_ENV_VARS }, { env::SERVICE_ENV_BYTES }> = EnvTable::new();
     build_env(log, name, &u, req, creds.as_ref(), &mut env)?;
 
-    setup_stdio(log, name, &u, req)?;
+    setup_stdio(log, name, &u, req, own_root)?;
     apply_limits(log, name, &u)?;
     if let Some(mask) = u.umask {
         let _ = process::umask(mask);
@@ -341,8 +352,9 @@ fn build_env<const N: usize, const B: usize>(
 }
 
 /// Opens what StandardInput/Output/Error name and makes them fds 0, 1 and 2.
-fn setup_stdio(log: &Log, name: &str, u: &Unit<'_>, req: &Request<'_>) -> Result<(), i32> {
-    let tty = u.tty_path.unwrap_or("/dev/console");
+fn setup_stdio(log: &Log, name: &str, u: &Unit<'_>, req: &Request<'_>, own_root: bool) -> Result<(), i32> {
+    // In a container the host's TTYPath= is bound as its /dev/console.
+    let tty = if own_root { "/dev/console" } else { u.tty_path.unwrap_or("/dev/console") };
     let tty_c = Path::of(&[tty.as_bytes()]).ok_or(exit::STDIN)?;
     let stdin = match u.stdin {
         StdIn::Null => fs::open(c"/dev/null", OFlags::RDWR | OFlags::NOCTTY, 0),

@@ -25,6 +25,9 @@ pub const MAX_GROUPS: usize = 16;
 pub const MAX_CONDITIONS: usize = 4;
 /// Warnings kept per file; later ones are only counted in [`Parsed::dropped_warnings`].
 pub const MAX_WARNINGS: usize = 8;
+/// `BindPaths=`, `BindReadOnlyPaths=`, `TemporaryFileSystem=` lines kept, each (a line may hold
+/// several entries; a container applies at most `container_spec::MAX_CONTAINER_MOUNTS`).
+pub const MAX_MOUNT_LINES: usize = 8;
 /// Longest service name, `.service` included.
 pub const UNIT_NAME_BYTES: usize = 64;
 /// Longest user or group name (the limit of shadow's useradd).
@@ -189,6 +192,18 @@ pub enum StdOut<'a> {
     Truncate(&'a str),
 }
 
+/// `PrivatePIDs=`: a new pid namespace for the main process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivatePids {
+    No,
+    /// `yes`: autoinit's own small init is PID 1 inside (reaps, forwards signals) and the
+    /// command runs as PID 2, as `systemd-nspawn --as-pid2`.
+    Yes,
+    /// `init`: the command itself is PID 1 inside: for a container's own init (systemd), as
+    /// `systemd-nspawn --boot`.
+    Init,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rlimit {
     pub soft: u64,
@@ -253,6 +268,21 @@ pub struct Unit<'a> {
     pub memory_max: Option<Limit>,
     pub tasks_max: Option<Limit>,
     pub cpu_weight: Option<u16>,
+    // Containers (docs/units.md, "Containers"; runtime in container.rs).
+    /// A squashfs (file or block device) mounted read-only as the root's `/rofs_root`.
+    pub root_image: Option<&'a str>,
+    pub root_directory: Option<&'a str>,
+    pub private_mounts: bool,
+    pub private_pids: PrivatePids,
+    pub private_network: bool,
+    pub private_users: Option<crate::container_spec::IdRange>,
+    pub private_ipc: bool,
+    pub hostname: Option<&'a str>,
+    /// Raw values, checked at load, split by [`crate::container_spec::binds`].
+    pub bind_paths: Vec<&'a str, MAX_MOUNT_LINES>,
+    pub bind_read_only_paths: Vec<&'a str, MAX_MOUNT_LINES>,
+    /// Raw values, split by [`crate::container_spec::tmpfs_list`].
+    pub temporary_file_system: Vec<&'a str, MAX_MOUNT_LINES>,
 }
 
 impl Default for Unit<'_> {
@@ -295,6 +325,17 @@ impl Default for Unit<'_> {
             memory_max: None,
             tasks_max: None,
             cpu_weight: None,
+            root_image: None,
+            root_directory: None,
+            private_mounts: false,
+            private_pids: PrivatePids::No,
+            private_network: false,
+            private_users: None,
+            private_ipc: false,
+            hostname: None,
+            bind_paths: Vec::new(),
+            bind_read_only_paths: Vec::new(),
+            temporary_file_system: Vec::new(),
         }
     }
 }
@@ -920,6 +961,8 @@ struct Builder<'a> {
     stdout_set: bool,
     exec_start_line: u32,
     restart_line: u32,
+    /// The later of RootImage= / RootDirectory=, for the error when both are set.
+    root_line: u32,
 }
 
 impl<'a> Builder<'a> {
@@ -931,6 +974,9 @@ impl<'a> Builder<'a> {
 
     /// Applies one assignment of a known section.
     fn assign(&mut self, line: u32, section: Section, key: &'a str, value: &'a str) -> Res<()> {
+        if matches!(key, "RootImage" | "RootDirectory") && !value.is_empty() {
+            self.root_line = line;
+        }
         let u = &mut self.unit;
         match (section, key) {
             (Section::Unit, "Description") => u.description = Some(value).filter(|v| !v.is_empty()),
@@ -1127,6 +1173,39 @@ impl<'a> Builder<'a> {
                         .ok_or("expected a weight 1..10000")
                 })?;
             }
+            (Section::Service, "RootImage") => u.root_image = if value.is_empty() { None } else { Some(absolute(value)?) },
+            (Section::Service, "RootDirectory") => u.root_directory = if value.is_empty() { None } else { Some(absolute(value)?) },
+            (Section::Service, "PrivateMounts") => u.private_mounts = boolean(value)?,
+            (Section::Service, "PrivatePIDs") => {
+                u.private_pids = match value {
+                    "init" => PrivatePids::Init,
+                    v => {
+                        if boolean(v).map_err(|_| "expected yes, no or init")? { PrivatePids::Yes } else { PrivatePids::No }
+                    }
+                };
+            }
+            (Section::Service, "PrivateNetwork") => u.private_network = boolean(value)?,
+            (Section::Service, "PrivateUsers") => u.private_users = crate::container_spec::private_users(value)?,
+            (Section::Service, "PrivateIPC") => u.private_ipc = boolean(value)?,
+            (Section::Service, "Hostname") => u.hostname = if value.is_empty() { None } else { Some(crate::container_spec::hostname(value)?) },
+            (Section::Service, "BindPaths" | "BindReadOnlyPaths") => {
+                let ro = key == "BindReadOnlyPaths";
+                let list = if ro { &mut u.bind_read_only_paths } else { &mut u.bind_paths };
+                if value.is_empty() {
+                    list.clear();
+                    return Ok(());
+                }
+                crate::container_spec::binds(value, ro, |_| Ok(()))?;
+                list.push(value).map_err(|_| "too many lines of this key (MAX_MOUNT_LINES = 8)")?;
+            }
+            (Section::Service, "TemporaryFileSystem") => {
+                if value.is_empty() {
+                    u.temporary_file_system.clear();
+                    return Ok(());
+                }
+                crate::container_spec::tmpfs_list(value, |_| Ok(()))?;
+                u.temporary_file_system.push(value).map_err(|_| "too many TemporaryFileSystem= lines (MAX_MOUNT_LINES = 8)")?;
+            }
             (Section::Install, _) => {}
             _ => self.warn(line, Some(key), "unknown key, ignored"),
         }
@@ -1211,6 +1290,9 @@ impl<'a> Builder<'a> {
                 message: "more than one ExecStart= needs Type=oneshot",
             });
         }
+        if u.root_image.is_some() && u.root_directory.is_some() {
+            return Err(Diag { line: self.root_line, key: Some("RootImage"), message: "RootImage= and RootDirectory= exclude each other" });
+        }
         if u.service_type == ServiceType::Oneshot && matches!(u.restart, Restart::Always | Restart::OnSuccess) {
             return Err(Diag {
                 line: self.restart_line,
@@ -1293,6 +1375,7 @@ pub fn parse(text: &mut [u8]) -> Parsed<'_> {
         stdout_set: false,
         exec_start_line: 0,
         restart_line: 0,
+        root_line: 0,
     };
     let result = parse_into(text, &mut b);
     let warnings = core::mem::take(&mut b.warnings);
@@ -1990,5 +2073,46 @@ CPUWeight=200
                 let _ = parse(&mut buf);
             }
         }
+    }
+
+    #[test]
+    fn container_keys() {
+        let u = ok("[Service]\nExecStart=/bin/sh\nRootImage=/data/c.img\nPrivatePIDs=yes\nPrivateNetwork=yes\n\
+PrivateUsers=yes\nPrivateIPC=on\nHostname=box\nBindPaths=/data/x:/x -/nope\nBindReadOnlyPaths=/etc/ssl\n\
+TemporaryFileSystem=/var:size=1M\nPrivateMounts=yes\n");
+        assert_eq!(u.root_image, Some("/data/c.img"));
+        assert_eq!(u.private_pids, PrivatePids::Yes);
+        assert!(u.private_network && u.private_ipc && u.private_mounts);
+        assert_eq!(u.private_users, Some(crate::container_spec::DEFAULT_ID_RANGE));
+        assert_eq!(u.hostname, Some("box"));
+        assert_eq!(u.bind_paths.as_slice(), ["/data/x:/x -/nope"]);
+        assert_eq!(u.bind_read_only_paths.as_slice(), ["/etc/ssl"]);
+        assert_eq!(u.temporary_file_system.as_slice(), ["/var:size=1M"]);
+        let d = ok("[Service]\nExecStart=/sbin/init\nRootDirectory=/srv/c\nPrivatePIDs=init\nPrivateUsers=200000:1000\n");
+        assert_eq!(d.root_directory, Some("/srv/c"));
+        assert_eq!(d.private_pids, PrivatePids::Init);
+        assert_eq!(d.private_users, Some(crate::container_spec::IdRange { first: 200_000, count: 1000 }));
+        // Empty assignments reset.
+        let r = ok("[Service]\nExecStart=/bin/sh\nBindPaths=/a\nBindPaths=\nHostname=x\nHostname=\nPrivatePIDs=yes\nPrivatePIDs=no\n");
+        assert!(r.bind_paths.is_empty() && r.hostname.is_none() && r.private_pids == PrivatePids::No);
+    }
+
+    #[test]
+    fn container_key_errors_name_line_and_key() {
+        let cases: [(&str, u32, &str); 7] = [
+            ("[Service]\nExecStart=/bin/sh\nRootImage=c.img\n", 3, "RootImage"),
+            ("[Service]\nExecStart=/bin/sh\nPrivatePIDs=maybe\n", 3, "PrivatePIDs"),
+            ("[Service]\nExecStart=/bin/sh\nPrivateUsers=0:10\n", 3, "PrivateUsers"),
+            ("[Service]\nExecStart=/bin/sh\nHostname=a b\n", 3, "Hostname"),
+            ("[Service]\nExecStart=/bin/sh\n\nBindPaths=/a:../b\n", 4, "BindPaths"),
+            ("[Service]\nExecStart=/bin/sh\nTemporaryFileSystem=var\n", 3, "TemporaryFileSystem"),
+            ("[Service]\nRootDirectory=/srv\nExecStart=/bin/sh\nRootImage=/c.img\n", 4, "RootImage"),
+        ];
+        for (text, line, key) in cases {
+            let d = err(text);
+            assert_eq!((d.line, d.key), (line, Some(key)), "{text}");
+        }
+        let many = "[Service]\nExecStart=/bin/sh\n".to_string() + &"BindPaths=/a\n".repeat(MAX_MOUNT_LINES + 1);
+        assert_eq!(err(&many).line, 2 + MAX_MOUNT_LINES as u32 + 1);
     }
 }
