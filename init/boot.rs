@@ -9,6 +9,7 @@
 
 use crate::cmdline::{DeviceSpec, Settings};
 use crate::log::{Level, Log};
+use crate::persist::{self, Booted, Plan};
 use crate::{log, modules_dep, mountopts, partition, sha256, superblock, tar};
 use core::ffi::CStr;
 use heapless::Vec;
@@ -114,7 +115,9 @@ fn as_str(b: &[u8]) -> &str {
 pub fn run<const E: usize>(log: &Log, s: &Settings<'_>, env: &ArgList<'_, E>) -> Outcome {
     load_modules(log, s);
 
-    // Where the images are: the boot device, or the initramfs itself.
+    // Where the images are: the boot device, or the initramfs itself. Which of its images
+    // boots first depends on a trial of a persisted upgrade (persist.rs).
+    let mut plan = Plan::Normal;
     let image_dir = match s.boot {
         None => {
             let Ok(p) = path(&[b"/", s.dir.as_bytes()]) else { return Outcome::Failed };
@@ -133,14 +136,16 @@ pub fn run<const E: usize>(log: &Log, s: &Settings<'_>, env: &ArgList<'_, E>) ->
             if make_newroot(log).is_err() || mount_boot_disk(log, s, &dev).is_err() {
                 return Outcome::Failed;
             }
+            plan = persist::stage1_plan(log, s);
             match path(&[NEWROOT.as_bytes(), b"/boot_disk/", s.dir.as_bytes()]) {
                 Ok(p) => p,
                 Err(_) => return Outcome::Failed,
             }
         }
     };
-    if mount_image(log, s, &image_dir).is_err() {
-        return Outcome::Failed;
+    match mount_image(log, s, &image_dir, plan) {
+        Ok(booted) => persist::stage1_record(log, booted),
+        Err(_) => return Outcome::Failed,
     }
     mount_data(log, s);
     if build_root(log).is_err() {
@@ -566,21 +571,34 @@ fn mount_device(log: &Log, m: &DeviceMount<'_>, dev: &DevName) -> Result<(), Err
     }
 }
 
-/// Checks, loop-attaches and mounts `<dir>/<image>`, else `<dir>/<image>.old`.
-fn mount_image(log: &Log, s: &Settings<'_>, dir: &Path) -> Result<(), Errno> {
+/// Checks, loop-attaches and mounts `<dir>/<image>`, else `<dir>/<image>.old`; the other way
+/// round when `plan` falls back from a failed trial (its reason is already logged).
+fn mount_image(log: &Log, s: &Settings<'_>, dir: &Path, plan: Plan) -> Result<Booted, Errno> {
     let target = path(&[NEWROOT.as_bytes(), b"/rofs_root"])?;
     mkdir(target.c(), 0o755)?;
     let image = path(&[dir.bytes(), b"/", s.image.as_bytes()])?;
     let old = path(&[image.bytes(), b".old"])?;
-    let first = match try_image(log, &image, &target) {
-        Ok(()) => return check_upgrade_dir(log),
+    let as_planned = match plan {
+        Plan::Trial { left } => Booted::Trial { left },
+        Plan::Normal | Plan::Fallback(_) => Booted::Image,
+    };
+    let (first, first_booted, second, second_booted) =
+        if plan.old_first() { (&old, Booted::Old, &image, Booted::Image) } else { (&image, as_planned, &old, Booted::Old) };
+    let e = match try_image(log, first, &target) {
+        Ok(()) => return check_upgrade_dir(log).map(|()| first_booted),
         Err(e) => e,
     };
-    log!(log, Level::Warn, "system image ", image, " unusable (", first, "): trying the previous image ", old);
-    match try_image(log, &old, &target) {
+    if plan.old_first() {
+        log!(log, Level::Warn, "the previous image ", old, " is unusable too (", e, "): trying ", image);
+    } else {
+        log!(log, Level::Warn, "system image ", image, " unusable (", e, "): trying the previous image ", old);
+    }
+    match try_image(log, second, &target) {
         Ok(()) => {
-            log!(log, Level::Warn, "booted the PREVIOUS image ", old, " because ", image, " is unusable");
-            check_upgrade_dir(log)
+            if !plan.old_first() {
+                log!(log, Level::Warn, "booted the PREVIOUS image ", old, " because ", image, " is unusable");
+            }
+            check_upgrade_dir(log).map(|()| second_booted)
         }
         Err(e) => {
             log!(log, Level::Error, "no usable system image in ", dir);

@@ -5,7 +5,7 @@
 use crate::cmdline::{self, DebugAction};
 use crate::log::{Level, Log};
 use crate::watchdog::Watchdog;
-use crate::{boot, fail, rescue, services, stage2};
+use crate::{boot, fail, persist, rescue, services, stage2};
 use syscall::entry::Args;
 use syscall::fs::{self, OFlags};
 use syscall::mount::{self, MountFlags};
@@ -161,6 +161,14 @@ fn run(args: Args, stage: Stage) -> ! {
             } else if manager.load() == 0 {
                 log!(log, Level::Info, "no services: starting the rescue shell");
                 manager.with_rescue_shell();
+            }
+            // A trial boot of a persisted upgrade is judged by the units' health (no units:
+            // healthy). With autoinit.rescue someone is looking into it: the trial stays open.
+            if let Some(bi) = persist::boot_image(&parsed.settings).filter(|_| !parsed.settings.rescue) {
+                if let Some(left) = persist::trial(&bi) {
+                    log!(log, Level::Info, "trial boot (", u32::from(left), " tries left): waiting for every unit to be healthy for ", persist::TRIAL_SETTLE_MS / 1000, " s");
+                    manager.watch_trial(bi);
+                }
             }
         }
         Stage::AfterPanic => manager.with_rescue_shell(),

@@ -16,7 +16,7 @@ use crate::shutdown::Action;
 use crate::spawn::{self, Which};
 use crate::unit::{self, Restart, ServiceType};
 use crate::watchdog::Watchdog;
-use crate::{cgroup, notify_msg, rescue, sha256};
+use crate::{cgroup, notify_msg, persist, rescue, sha256};
 use heapless::{String, Vec};
 use syscall::fs::{self, Dirents, OFlags};
 use syscall::io::{self, PollFd, POLLIN};
@@ -418,6 +418,8 @@ pub struct Manager<'l> {
     upgrade: Upgrade,
     orphans: u64,
     changed: bool,
+    /// A trial boot of a persisted image (persist.rs): ended or rebooted from here.
+    trial: Option<(persist::BootImage, persist::TrialWatch)>,
 }
 
 fn now_ms() -> u64 {
@@ -450,6 +452,39 @@ impl<'l> Manager<'l> {
             upgrade: Upgrade::new(),
             orphans: 0,
             changed: true,
+            trial: None,
+        }
+    }
+
+    /// This is a trial boot of `bi`: end the trial once every unit has been healthy for
+    /// [`persist::TRIAL_SETTLE_MS`], reboot if a unit fails or they are not healthy within
+    /// [`persist::TRIAL_TIMEOUT_MS`] (the boot stage counts the tries).
+    pub fn watch_trial(&mut self, bi: persist::BootImage) {
+        let w = persist::TrialWatch::new(now_ms(), persist::TRIAL_SETTLE_MS, persist::TRIAL_TIMEOUT_MS);
+        self.trial = Some((bi, w));
+    }
+
+    fn check_trial(&mut self, now: u64) {
+        if self.shutdown.is_some() || self.trial.is_none() {
+            return;
+        }
+        let failed = self.svcs.iter().position(|s| s.state == State::Failed);
+        let healthy = self.svcs.iter().all(|s| matches!(s.state, State::Running | State::Done | State::Skipped | State::Inactive));
+        let Some((bi, w)) = &mut self.trial else { return };
+        match w.step(now, healthy, failed.is_some()) {
+            persist::TrialStep::Wait | persist::TrialStep::Done => {}
+            persist::TrialStep::Healthy => {
+                let _ = persist::end_trial(self.log, bi);
+                self.trial = None;
+            }
+            persist::TrialStep::Failed(why) => {
+                let unit = failed.and_then(|i| self.svcs.get(i)).map(|s| s.name.as_str());
+                let image = bi.file("").unwrap_or_default();
+                log!(self.log, Level::Error, "trial boot of ", image, " failed: ", why, if unit.is_some() { " (" } else { "" },
+                     unit.unwrap_or(""), if unit.is_some() { ")" } else { "" }, "; rebooting");
+                self.trial = None;
+                self.begin_shutdown(Action::Reboot, "failed trial boot");
+            }
         }
     }
 
@@ -727,6 +762,7 @@ impl<'l> Manager<'l> {
         loop {
             let now = now_ms();
             self.advance(now);
+            self.check_trial(now);
             if let Some(w) = &mut self.watchdog {
                 w.pet_if_due(now);
             }
@@ -825,6 +861,7 @@ impl<'l> Manager<'l> {
             UpPhase::Settling => consider(Some(self.upgrade.settle_until)),
             _ => {}
         }
+        consider(self.trial.as_ref().and_then(|(_, w)| w.next_check()));
         if self.changed {
             consider(Some(0));
         }
