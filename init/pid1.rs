@@ -162,6 +162,7 @@ fn run(args: Args, stage: Stage) -> ! {
                 log!(log, Level::Info, "no services: starting the rescue shell");
                 manager.with_rescue_shell();
             }
+            manager.set_boot_image(persist::boot_image(&parsed.settings));
             // A trial boot of a persisted upgrade is judged by the units' health (no units:
             // healthy). With autoinit.rescue someone is looking into it: the trial stays open.
             if let Some(bi) = persist::boot_image(&parsed.settings).filter(|_| !parsed.settings.rescue) {

@@ -316,6 +316,8 @@ pub enum UpPhase {
     Settling,
     /// Swapping the old image back after a failure.
     RollingBack,
+    /// Committed; with --persist, the image is being copied to the boot device.
+    Persisting,
 }
 
 impl UpPhase {
@@ -326,6 +328,7 @@ impl UpPhase {
             UpPhase::Restarting => "restarting",
             UpPhase::Settling => "settling",
             UpPhase::RollingBack => "rolling back",
+            UpPhase::Persisting => "persisting",
         }
     }
 }
@@ -418,6 +421,10 @@ pub struct Manager<'l> {
     upgrade: Upgrade,
     orphans: u64,
     changed: bool,
+    /// Where `upgrade --persist` writes the image (None: no boot device, nothing to persist to).
+    boot_image: Option<persist::BootImage>,
+    /// The commit line of an upgrade whose image is being persisted.
+    committed: String<160>,
     /// A trial boot of a persisted image (persist.rs): ended or rebooted from here.
     trial: Option<(persist::BootImage, persist::TrialWatch)>,
 }
@@ -453,7 +460,14 @@ impl<'l> Manager<'l> {
             orphans: 0,
             changed: true,
             trial: None,
+            boot_image: None,
+            committed: String::new(),
         }
+    }
+
+    /// The boot device's image, for `upgrade --persist`.
+    pub fn set_boot_image(&mut self, bi: Option<persist::BootImage>) {
+        self.boot_image = bi;
     }
 
     /// This is a trial boot of `bi`: end the trial once every unit has been healthy for
@@ -1801,6 +1815,9 @@ impl<'l> Manager<'l> {
         if path.len() > self.upgrade.path.capacity() {
             return refuse(b"path too long");
         }
+        if persist && self.boot_image.is_none() {
+            return refuse(b"--persist: no boot device (autoinit.boot=) to persist the image to; nothing done");
+        }
         if crate::upgrade::upgrade_dir_mounted() {
             return refuse(b"/rofs_root/_upgrade is a mount point (an old image is still attached): nothing done");
         }
@@ -1855,6 +1872,16 @@ impl<'l> Manager<'l> {
                 self.upgrade.phase = UpPhase::Restarting;
                 self.upgrade.pos = 0;
                 self.restart_next(now);
+            }
+            UpPhase::Persisting => {
+                let committed = self.committed.clone();
+                if code == Some(0) {
+                    let l = line!(committed.as_str(), "; persisted: the next boot uses it (trial boots: ", u32::from(persist::TRIAL_TRIES), ")");
+                    self.finish_upgrade(true, &l);
+                } else {
+                    let l = line!(committed.as_str(), "; but persisting it on the boot device failed (see above): the next boot uses the previous image");
+                    self.finish_upgrade(false, &l);
+                }
             }
             UpPhase::RollingBack => {
                 if code != Some(crate::upgrade::exit::SWAPPED) {
@@ -2002,7 +2029,27 @@ impl<'l> Manager<'l> {
         let took = now.saturating_sub(self.upgrade.requested_at);
         let n = self.upgrade.order.len();
         let l = line!("committed: running ", self.upgrade.path.as_str(), ", ", n, " services restarted, ", took, " ms after the request");
-        self.finish_upgrade(true, &l);
+        if !self.upgrade.persist {
+            self.finish_upgrade(true, &l);
+            return;
+        }
+        log!(self.log, Level::Info, "upgrade: ", l.as_bytes(), "; persisting");
+        self.committed = short(l.as_bytes());
+        let path = Path::of(&[self.upgrade.path.as_bytes()]);
+        let spawned = match (&self.boot_image, path) {
+            (Some(bi), Some(p)) => persist::spawn_persist(self.log, bi, p.c()),
+            _ => Err(Errno::ENOENT),
+        };
+        match spawned {
+            Ok(pid) => {
+                self.upgrade.child = Some(pid);
+                self.upgrade.phase = UpPhase::Persisting;
+            }
+            Err(e) => {
+                let l = line!(l.as_bytes(), "; but persisting failed: fork: ", e);
+                self.finish_upgrade(false, &l);
+            }
+        }
     }
 
     // -----------------------------------------------------------------------------------------
