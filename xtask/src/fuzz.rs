@@ -140,7 +140,7 @@ fn cargo_nightly() -> Command {
 fn build(targets: &[String]) -> Result<()> {
     println!("xtask: cargo +nightly fuzz build -s none (debug assertions on)");
     let mut c = cargo_nightly();
-    c.args(["fuzz", "build", "-s", "none", "--debug-assertions"]);
+    c.args(["fuzz", "build", "-s", "none", "--debug-assertions", "--target", &host_triple()]);
     // One target builds only that one; several build all (one cargo call).
     if let [one] = targets {
         c.arg(one);
@@ -152,8 +152,13 @@ fn build(targets: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The host's triple, which the targets are built for (Debian: glibc).
+fn host_triple() -> String {
+    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+}
+
 fn binary(target: &str) -> PathBuf {
-    fuzz_dir().join("target/x86_64-unknown-linux-gnu/release").join(target)
+    fuzz_dir().join("target").join(host_triple()).join("release").join(target)
 }
 
 /// What one target's run showed.
@@ -264,6 +269,30 @@ fn run_target(target: &str, secs: u64, jobs: usize) -> Result<Figures> {
     Ok(f)
 }
 
+/// Shrinks `fuzz/corpus/<target>` to the inputs that keep its coverage (libFuzzer's
+/// `-merge=1`), so that the smoke test's start, which runs every input, stays short.
+fn minimise(target: &str) -> Result<()> {
+    let corpus = fuzz_dir().join("corpus").join(target);
+    let min = fuzz_dir().join("corpus").join(format!("{target}.min"));
+    let _ = std::fs::remove_dir_all(&min);
+    std::fs::create_dir_all(&min)?;
+    let log = fuzz_dir().join("artifacts/logs").join(format!("{target}.merge.log"));
+    let st = Command::new(binary(target))
+        .arg("-merge=1")
+        .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
+        .arg(format!("-timeout={TIMEOUT_SECS}"))
+        .args([&min, &corpus])
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(std::fs::File::create(&log)?)
+        .status()?;
+    if !st.success() {
+        bail!("{target}: corpus merge failed ({st}); see {}", log.display());
+    }
+    std::fs::remove_dir_all(&corpus)?;
+    std::fs::rename(&min, &corpus)?;
+    Ok(())
+}
+
 /// Copies each crash input into fuzz/regressions/<target>/ and points `crashes` there.
 fn keep_crashes(f: &mut Figures) -> Result<()> {
     let reg = fuzz_dir().join("regressions").join(&f.target);
@@ -342,7 +371,7 @@ fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -352,9 +381,9 @@ fn grouped(n: u64) -> String {
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 3600 == 0 {
+    if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
@@ -403,7 +432,8 @@ fn section(old_doc: &str, new_rows: &[(String, String)], order: &[String]) -> St
     let mut s = format!(
         "{BEGIN}\n\nThe last campaign of each target: `cargo xtask fuzz --campaign DURATION [--jobs N]` \
          (time: per target × libFuzzer processes). cov: edges reached, ft: libFuzzer features \
-         (both from libFuzzer's last status line); corpus: inputs kept in `fuzz/corpus/`; crashes: \
+         (both from libFuzzer's last status line); corpus: inputs in `fuzz/corpus/` after the run, \
+         minimised (`-merge=1`); crashes: \
          inputs that crashed it, kept in `fuzz/regressions/`.\n\n\
          | target | time | execs | execs/s | cov | ft | corpus | crashes | date | commit |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---|---|\n"
@@ -443,7 +473,7 @@ each time that target is fuzzed. Every crash found is fixed and its input kept i
 ";
 
 fn write_figures(figures: &[Figures], per_target: Duration, jobs: usize) -> Result<PathBuf> {
-    let path = crate::root().join("docs/reliability.md");
+    let path = fuzz_dir().with_file_name("docs").join("reliability.md");
     let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| format!("{NEW_DOC}\n{BEGIN}\n{END}\n"));
     let when = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     let commit = Command::new("git")
@@ -475,7 +505,11 @@ pub fn run(args: &[String]) -> Result<()> {
             let mut figures = Vec::new();
             for t in &targets {
                 println!("xtask: fuzzing {t} for {} ({jobs} job(s))", human(per_target));
-                let f = run_target(t, per_target.as_secs(), jobs)?;
+                let mut f = run_target(t, per_target.as_secs(), jobs)?;
+                if f.crashes.is_empty() {
+                    minimise(t)?;
+                    (f.corpus_files, f.corpus_bytes) = dir_size(&fuzz_dir().join("corpus").join(t));
+                }
                 report(&f);
                 figures.push(f);
             }
