@@ -3,7 +3,7 @@
 //!
 //! Each line is `path: dep-path dep-path ...`, paths relative to the module directory, as
 //! depmod writes them. Module names compare as the kernel does: '-' and '_' are the same,
-//! and the `.ko` suffix (with `.xz`, `.zst` or `.gz` compression) is not part of the name.
+//! and the name ends at the first '.' of the file name, as in kmod (`vfat.ko.xz` is `vfat`).
 //!
 //! Pure code (no syscalls), unit-tested on the host with a small sample and, when the
 //! kernel cache of `cargo xtask` holds one, with a real Debian modules.dep.
@@ -48,10 +48,12 @@ pub fn compression(path: &str) -> Compression {
     }
 }
 
-/// The module name of a path or name: `kernel/fs/fat/vfat.ko.xz` gives `vfat`.
+/// The module name of a path or name: `kernel/fs/fat/vfat.ko.xz` gives `vfat`. As kmod does,
+/// the name ends at the first '.' of the file name (module names have none), so a name is its
+/// own module name (`grace.ko.ko` is `grace`, not `grace.ko`).
 pub fn module_name(path: &str) -> &str {
     let base = path.rsplit('/').next().unwrap_or(path);
-    [".ko.xz", ".ko.zst", ".ko.gz", ".ko"].iter().find_map(|s| base.strip_suffix(s)).unwrap_or(base)
+    base.split('.').next().unwrap_or(base)
 }
 
 /// Whether two module names or paths name the same module ('-' and '_' alike).
@@ -115,8 +117,12 @@ pub fn resolve<'a, const N: usize>(
 }
 
 /// The dependency list of the line for `path`. Cheaper than [`parse_line`] on every line:
-/// this runs once per module visited.
+/// this runs once per module visited. A path with a ':' is no line's path (the path ends at
+/// the first ':'), whatever a line starting with it holds (`x:: y` is the line of `x`).
 fn deps_of<'a>(modules_dep: &'a str, path: &str) -> Option<&'a str> {
+    if path.contains(':') {
+        return None;
+    }
     modules_dep.lines().find_map(|line| line.trim_start().strip_prefix(path)?.trim_start().strip_prefix(':'))
 }
 
@@ -216,6 +222,11 @@ kernel/drivers/hid/hid.ko.zst:
         assert!(!same_module("vfat", "vfat2"));
         assert_eq!(module_name("kernel/fs/fat/vfat.ko.xz"), "vfat");
         assert_eq!(module_name("loop"), "loop");
+        // kmod's rule: the name ends at the first '.', so a module name is its own name
+        // (found by the fuzz target modules_dep).
+        assert_eq!(module_name("kernel/fs/nfs_common/grace.ko.ko"), "grace");
+        assert!(same_module("grace.ko.ko", module_name("grace.ko.ko")));
+        assert_eq!(module_name("kernel/a.b/c.ko"), "c");
     }
 
     #[test]
@@ -252,6 +263,9 @@ kernel/drivers/hid/hid.ko.zst:
         assert_eq!(resolve("a.ko:\n\nno colon here\n", &["a"], &mut out), Err(DepError::Malformed { line: 3 }));
         assert_eq!(resolve("a b.ko: c.ko\n", &["a"], &mut out), Err(DepError::Malformed { line: 1 }));
         assert_eq!(resolve(": c.ko\n", &["a"], &mut out), Err(DepError::Malformed { line: 1 }));
+        // A dependency "x:" is not defined by the line "x:: ", which is the line of "x".
+        let mut out: Vec<&str, 4> = Vec::new();
+        assert_eq!(resolve("a.ko: x:\nx:: \n", &["a"], &mut out), Err(DepError::UnknownModule("x:")));
         // Blank lines and CRLF are fine.
         let mut out: Vec<&str, 4> = Vec::new();
         assert_eq!(resolve("\r\nb.ko:\r\na.ko: b.ko\r\n", &["a"], &mut out), Ok(()));

@@ -61,7 +61,7 @@ impl Rng {
         Rng(seed | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -70,7 +70,7 @@ impl Rng {
 
     /// A number in `1..=max`.
     pub fn size(&mut self, max: usize) -> usize {
-        1 + (self.next() % max.max(1) as u64) as usize
+        1 + (self.next_u64() % max.max(1) as u64) as usize
     }
 }
 

@@ -40,9 +40,12 @@ struct Seen {
 
 /// A root directory in memory, with the semantics of `*at()` calls that never follow a
 /// symlink; it panics when the extractor breaks an invariant of the module documentation.
+/// Mode, uid, gid and mtime, once `set_meta` gave them.
+type Meta = Option<(u32, u32, u32, i64)>;
+
 #[derive(Default, Debug, PartialEq)]
 struct Root {
-    map: BTreeMap<Vec<u8>, (Node, Option<(u32, u32, u32, i64)>)>,
+    map: BTreeMap<Vec<u8>, (Node, Meta)>,
     current: Option<Vec<u8>>,
     seen: Seen,
 }

@@ -140,7 +140,7 @@ fn cargo_nightly() -> Command {
 fn build(targets: &[String]) -> Result<()> {
     println!("xtask: cargo +nightly fuzz build -s none (debug assertions on)");
     let mut c = cargo_nightly();
-    c.args(["fuzz", "build", "-s", "none", "--debug-assertions"]);
+    c.args(["fuzz", "build", "-s", "none", "--debug-assertions", "--target", &host_triple()]);
     // One target builds only that one; several build all (one cargo call).
     if let [one] = targets {
         c.arg(one);
@@ -152,8 +152,13 @@ fn build(targets: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The host's triple, which the targets are built for (Debian: glibc).
+fn host_triple() -> String {
+    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+}
+
 fn binary(target: &str) -> PathBuf {
-    fuzz_dir().join("target/x86_64-unknown-linux-gnu/release").join(target)
+    fuzz_dir().join("target").join(host_triple()).join("release").join(target)
 }
 
 /// What one target's run showed.
@@ -264,6 +269,30 @@ fn run_target(target: &str, secs: u64, jobs: usize) -> Result<Figures> {
     Ok(f)
 }
 
+/// Shrinks `fuzz/corpus/<target>` to the inputs that keep its coverage (libFuzzer's
+/// `-merge=1`), so that the smoke test's start, which runs every input, stays short.
+fn minimise(target: &str) -> Result<()> {
+    let corpus = fuzz_dir().join("corpus").join(target);
+    let min = fuzz_dir().join("corpus").join(format!("{target}.min"));
+    let _ = std::fs::remove_dir_all(&min);
+    std::fs::create_dir_all(&min)?;
+    let log = fuzz_dir().join("artifacts/logs").join(format!("{target}.merge.log"));
+    let st = Command::new(binary(target))
+        .arg("-merge=1")
+        .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
+        .arg(format!("-timeout={TIMEOUT_SECS}"))
+        .args([&min, &corpus])
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(std::fs::File::create(&log)?)
+        .status()?;
+    if !st.success() {
+        bail!("{target}: corpus merge failed ({st}); see {}", log.display());
+    }
+    std::fs::remove_dir_all(&corpus)?;
+    std::fs::rename(&min, &corpus)?;
+    Ok(())
+}
+
 /// Copies each crash input into fuzz/regressions/<target>/ and points `crashes` there.
 fn keep_crashes(f: &mut Figures) -> Result<()> {
     let reg = fuzz_dir().join("regressions").join(&f.target);
@@ -337,58 +366,93 @@ pub fn smoke_for_test() -> (usize, usize) {
     })
 }
 
-fn fmt_count(n: u64) -> String {
-    match n {
-        0..=9_999 => n.to_string(),
-        10_000..=9_999_999 => format!("{:.1} k", n as f64 / 1e3),
-        _ => format!("{:.1} M", n as f64 / 1e6),
+/// 6651810 as `6,651,810`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
     }
-}
-
-/// The figures as the Markdown that goes between the markers.
-fn table(figures: &[Figures], per_target: Duration, jobs: usize, when: &str, commit: &str) -> String {
-    let mut s = format!(
-        "{BEGIN}\n\nCampaign of {} per target, {jobs} job(s) each, {when}, commit `{commit}` \
-         (`cargo xtask fuzz --campaign {}{}`). cov: edges reached, ft: libFuzzer features; corpus: \
-         inputs kept in `fuzz/corpus/` at the end.\n\n\
-         | target | execs | execs/s | cov | ft | corpus | crashes |\n|---|---:|---:|---:|---:|---:|---:|\n",
-        human(per_target),
-        human(per_target),
-        if jobs > 1 { format!(" --jobs {jobs}") } else { String::new() },
-    );
-    for f in figures {
-        s += &format!(
-            "| `{}` | {} | {:.0} | {} | {} | {} ({:.0} KiB) | {} |\n",
-            f.target,
-            fmt_count(f.execs),
-            f.execs_per_sec(),
-            f.cov,
-            f.ft,
-            f.corpus_files,
-            f.corpus_bytes as f64 / 1024.0,
-            f.crashes.len()
-        );
-    }
-    s + "\n" + END
+    out
 }
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 3600 == 0 {
+    if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
     }
 }
 
-/// `doc` with the part between the markers replaced by `figures` (appended under a heading if
-/// the markers are absent), so that everything else in the file survives.
-fn splice(doc: &str, figures: &str) -> String {
+/// The table row of one target's campaign.
+fn row(f: &Figures, per_target: Duration, jobs: usize, when: &str, commit: &str) -> String {
+    format!(
+        "| `{}` | {} × {jobs} | {} | {:.0} | {} | {} | {} ({:.0} KiB) | {} | {when} | `{commit}` |",
+        f.target,
+        human(per_target),
+        grouped(f.execs),
+        f.execs_per_sec(),
+        f.cov,
+        f.ft,
+        f.corpus_files,
+        f.corpus_bytes as f64 / 1024.0,
+        f.crashes.len()
+    )
+}
+
+/// The target a table row is about: `tar` in "| `tar` | ...".
+fn row_target(line: &str) -> Option<&str> {
+    line.strip_prefix("| `")?.split('`').next()
+}
+
+/// The part between the markers: the rows of this run's targets replace their old rows;
+/// the other targets keep theirs (a target can be fuzzed again alone, after a fix). Rows
+/// follow `order` (fuzz/Cargo.toml's).
+fn section(old_doc: &str, new_rows: &[(String, String)], order: &[String]) -> String {
+    let old_part = match (old_doc.find(BEGIN), old_doc.find(END)) {
+        (Some(b), Some(e)) if b < e => &old_doc[b..e],
+        _ => "",
+    };
+    let old_rows: Vec<(&str, &str)> = old_part.lines().filter_map(|l| Some((row_target(l)?, l))).collect();
+    let pick = |t: &str| -> Option<String> {
+        new_rows.iter().find(|(n, _)| n == t).map(|(_, r)| r.clone()).or_else(|| old_rows.iter().find(|(n, _)| *n == t).map(|(_, r)| r.to_string()))
+    };
+    let mut names: Vec<&str> = order.iter().map(String::as_str).collect();
+    for (n, _) in new_rows {
+        if !names.contains(&n.as_str()) {
+            names.push(n);
+        }
+    }
+    let mut s = format!(
+        "{BEGIN}\n\nThe last campaign of each target: `cargo xtask fuzz --campaign DURATION [--jobs N]` \
+         (time: per target × libFuzzer processes). cov: edges reached, ft: libFuzzer features \
+         (both from libFuzzer's last status line); corpus: inputs in `fuzz/corpus/` after the run, \
+         minimised (`-merge=1`); crashes: \
+         inputs that crashed it, kept in `fuzz/regressions/`.\n\n\
+         | target | time | execs | execs/s | cov | ft | corpus | crashes | date | commit |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---|---|\n"
+    );
+    for n in names {
+        if let Some(r) = pick(n) {
+            s += &r;
+            s.push('\n');
+        }
+    }
+    s + "\n" + END
+}
+
+/// `doc` with the part between the markers replaced by `section` (appended under a heading
+/// if the markers are absent), so that everything else in the file survives.
+fn splice(doc: &str, section: &str) -> String {
     match (doc.find(BEGIN), doc.find(END)) {
-        (Some(b), Some(e)) if b < e => format!("{}{figures}{}", &doc[..b], &doc[e + END.len()..]),
-        _ => format!("{}\n\n## Fuzzing\n\n{figures}\n", doc.trim_end()),
+        (Some(b), Some(e)) if b < e => format!("{}{section}{}", &doc[..b], &doc[e + END.len()..]),
+        _ => format!("{}\n\n## Fuzzing\n\n{section}\n", doc.trim_end()),
     }
 }
 
@@ -401,14 +465,15 @@ card or a careless vendor. This file gathers the evidence that autoinit survives
 ## Fuzzing
 
 Every parser that reads outside data has a libFuzzer target in `fuzz/` that checks an
-invariant, not only the absence of a crash (fuzz/README.md lists them). `cargo xtask fuzz
---smoke` (part of `cargo xtask test`) runs each briefly; the figures below come from the last
-campaign, written by `cargo xtask fuzz --campaign DURATION`. Every crash found is fixed and
-its input kept in `fuzz/regressions/`, replayed by every run.
+invariant, not only the absence of a crash (fuzz/README.md lists them and their invariants).
+`cargo xtask fuzz --smoke` (part of `cargo xtask test`) runs each briefly; the table below is
+written by `cargo xtask fuzz --campaign DURATION` (`10m`, `2h`), one row per target, replaced
+each time that target is fuzzed. Every crash found is fixed and its input kept in
+`fuzz/regressions/`, which every run replays.
 ";
 
 fn write_figures(figures: &[Figures], per_target: Duration, jobs: usize) -> Result<PathBuf> {
-    let path = crate::root().join("docs/reliability.md");
+    let path = fuzz_dir().with_file_name("docs").join("reliability.md");
     let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| format!("{NEW_DOC}\n{BEGIN}\n{END}\n"));
     let when = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     let commit = Command::new("git")
@@ -417,7 +482,8 @@ fn write_figures(figures: &[Figures], per_target: Duration, jobs: usize) -> Resu
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let new = splice(&doc, &table(figures, per_target, jobs, &when, &commit));
+    let rows: Vec<(String, String)> = figures.iter().map(|f| (f.target.clone(), row(f, per_target, jobs, &when, &commit))).collect();
+    let new = splice(&doc, &section(&doc, &rows, &targets()?));
     std::fs::write(&path, new).with_context(|| format!("write {}", path.display()))?;
     Ok(path)
 }
@@ -439,7 +505,11 @@ pub fn run(args: &[String]) -> Result<()> {
             let mut figures = Vec::new();
             for t in &targets {
                 println!("xtask: fuzzing {t} for {} ({jobs} job(s))", human(per_target));
-                let f = run_target(t, per_target.as_secs(), jobs)?;
+                let mut f = run_target(t, per_target.as_secs(), jobs)?;
+                if f.crashes.is_empty() {
+                    minimise(t)?;
+                    (f.corpus_files, f.corpus_bytes) = dir_size(&fuzz_dir().join("corpus").join(t));
+                }
                 report(&f);
                 figures.push(f);
             }
@@ -516,17 +586,22 @@ artifact_prefix='/w/fuzz/artifacts/tar/'; Test unit written to /w/fuzz/artifacts
     }
 
     #[test]
-    fn figures_replace_only_their_part() {
-        let f = Figures { target: "tar".into(), seconds: 120.0, execs: 12_345_678, cov: 900, ft: 4000, corpus_files: 300, corpus_bytes: 2048, ..Figures::default() };
-        let t = table(&[f], Duration::from_secs(600), 1, "2025-01-01", "abc1234");
-        assert!(t.contains("| `tar` | 12.3 M | 102881 | 900 | 4000 | 300 (2 KiB) | 0 |"), "{t}");
-        let doc = format!("# R\n\nintro\n\n{BEGIN}\nold figures\n{END}\n\n## Fault matrix\n\nkept\n");
-        let new = splice(&doc, &t);
-        assert!(new.starts_with("# R\n\nintro\n\n") && new.ends_with("\n\n## Fault matrix\n\nkept\n"), "{new}");
-        assert!(!new.contains("old figures") && new.contains("12.3 M"));
-        assert_eq!(splice(&new, &t), new, "regenerating is stable");
-        // Without markers the figures are appended.
-        let appended = splice("# R\n\ntext\n", &t);
-        assert!(appended.starts_with("# R\n\ntext\n\n## Fuzzing\n\n<!--") && appended.contains("12.3 M"));
+    fn figures_replace_only_their_rows() {
+        let f = |t: &str, execs| Figures { target: t.into(), seconds: 120.0, execs, cov: 900, ft: 4000, corpus_files: 300, corpus_bytes: 2048, ..Figures::default() };
+        let order: Vec<String> = a(&["cmdline", "tar", "sha256"]);
+        let r = row(&f("tar", 12_345_678), Duration::from_secs(600), 1, "2025-01-01", "abc1234");
+        assert_eq!(r, "| `tar` | 10m × 1 | 12,345,678 | 102881 | 900 | 4000 | 300 (2 KiB) | 0 | 2025-01-01 | `abc1234` |");
+        let doc = format!("# R\n\nintro\n\n{BEGIN}\nold text\n| `sha256` | old |\n| `tar` | old |\n{END}\n\n## Fault matrix\n\nkept\n");
+        let new = splice(&doc, &section(&doc, &[("tar".into(), r.clone()), ("cmdline".into(), "| `cmdline` | new |".into())], &order));
+        assert!(new.starts_with("# R\n\nintro\n\n<!--") && new.ends_with("-->\n\n## Fault matrix\n\nkept\n"), "{new}");
+        // New rows replace old ones, the others stay, in the manifest's order.
+        let rows: Vec<&str> = new.lines().filter(|l| row_target(l).is_some()).collect();
+        assert_eq!(rows, ["| `cmdline` | new |", r.as_str(), "| `sha256` | old |"]);
+        assert!(!new.contains("old text"));
+        assert_eq!(splice(&new, &section(&new, &[], &order)), new, "regenerating is stable");
+        // Without markers the section is appended.
+        let appended = splice("# R\n\ntext\n", &section("", &[("tar".into(), r)], &order));
+        assert!(appended.starts_with("# R\n\ntext\n\n## Fuzzing\n\n<!--") && appended.contains("12,345,678"), "{appended}");
+        assert_eq!((grouped(0), grouped(999), grouped(1000), grouped(6651810)), ("0".into(), "999".into(), "1,000".into(), "6,651,810".into()));
     }
 }
