@@ -119,17 +119,22 @@ fn query<'r>(req: &[u8], resp: &'r mut [u8; RESPONSE_BYTES]) -> Result<&'r [u8],
         err_line(&[b"connect ", CONTROL_SOCKET.to_bytes(), b": ", e.name().unwrap_or("error").as_bytes(), b" (is autoinit running as PID 1 with services?)"]);
         return Err(3);
     }
-    if let Err(e) = fs::write_all(&fd, req) {
-        err_line(&[b"send request: ", e.name().unwrap_or("error").as_bytes()]);
-        return Err(3);
-    }
-    let n = match fs::read_full(&fd, &mut resp[..]) {
+    // The manager answers a non-root client at once and closes: the send may then fail
+    // (EPIPE, and no SIGPIPE thanks to MSG_NOSIGNAL) while its answer waits to be read.
+    let sent = send_all(&fd, req);
+    let n = match read_answer(&fd, &mut resp[..]) {
         Ok(n) => n,
         Err(e) => {
             err_line(&[b"read response: ", e.name().unwrap_or("error").as_bytes()]);
             return Err(3);
         }
     };
+    if n == 0 {
+        if let Err(e) = sent {
+            err_line(&[b"send request: ", e.name().unwrap_or("error").as_bytes()]);
+            return Err(3);
+        }
+    }
     match proto::split_response(resp.get(..n).unwrap_or(&[])) {
         Ok((proto::Status::Ok, body)) => Ok(body),
         Ok((proto::Status::Error(reason), body)) => {
@@ -142,6 +147,35 @@ fn query<'r>(req: &[u8], resp: &'r mut [u8; RESPONSE_BYTES]) -> Result<&'r [u8],
             Err(3)
         }
     }
+}
+
+/// Sends all of `req` without risking SIGPIPE.
+fn send_all(fd: &syscall::OwnedFd, mut req: &[u8]) -> Result<(), Errno> {
+    while !req.is_empty() {
+        match net::sendmsg(fd, req, net::MSG_NOSIGNAL) {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(n) => req = req.get(n..).unwrap_or(&[]),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads the answer until end-of-file. A reset after some bytes (the manager closed with our
+/// request unread) ends the answer; it is not an error.
+fn read_answer(fd: &syscall::OwnedFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    let mut done = 0usize;
+    while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
+        match fs::read(fd, rest) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(Errno::EINTR) => {}
+            Err(Errno::ECONNRESET) if done > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// Prints the lines of service `name` (and autoinit's lines about it) from /dev/kmsg.

@@ -290,11 +290,17 @@ impl Vm {
         let what = format!("the end of command `{cmd}`");
         self.wait_for(&what, timeout, |t, cur| {
             let i = cur + t[cur..].find(&end)?;
+            // The status is the digits after the marker. A kernel message may follow them on
+            // the same line (`__E7__0[   12.3] ...`), so the number ends at the first
+            // non-digit, which must have arrived (else more digits may be on their way).
             let rest = &t[i + end.len()..];
-            let nl = rest.find('\n')?;
-            let status: i32 = rest[..nl].trim().parse().ok()?;
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 || digits == rest.len() {
+                return None;
+            }
+            let status: i32 = rest[..digits].parse().ok()?;
             let out = &t[cur..i];
-            Some((i + end.len() + nl + 1, (out.strip_suffix('\n').unwrap_or(out).to_string(), status)))
+            Some((i + end.len() + digits, (out.strip_suffix('\n').unwrap_or(out).to_string(), status)))
         })
     }
 
