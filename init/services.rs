@@ -2112,9 +2112,6 @@ impl<'l> Manager<'l> {
                 w.disarm(self.log);
             }
         }
-        if let Some(pid) = self.shell {
-            let _ = process::kill(pid.raw(), Signal::HUP);
-        }
         for s in self.svcs.iter_mut() {
             s.goal_up = false;
             s.restart_after_stop = false;
