@@ -332,19 +332,21 @@ impl BootImage {
 struct Writable<'a> {
     log: &'a Log,
     bi: &'a BootImage,
+    /// What the writes are for, at the start of each line.
+    why: &'a str,
     remounted: bool,
 }
 
 impl<'a> Writable<'a> {
-    fn new(log: &'a Log, bi: &'a BootImage, why: &str) -> Result<Writable<'a>, Errno> {
+    fn new(log: &'a Log, bi: &'a BootImage, why: &'a str) -> Result<Writable<'a>, Errno> {
         if !bi.flags.contains(MountFlags::RDONLY) {
-            return Ok(Writable { log, bi, remounted: false });
+            return Ok(Writable { log, bi, why, remounted: false });
         }
         let flags = MountFlags((bi.flags.bits() & !MountFlags::RDONLY.bits()) | MountFlags::REMOUNT.bits());
         match mount::mount(None, bi.mount.c(), None, flags, None) {
             Ok(()) => {
                 log!(log, Level::Info, why, ": remounted ", bi.mount, " read-write");
-                Ok(Writable { log, bi, remounted: true })
+                Ok(Writable { log, bi, why, remounted: true })
             }
             Err(e) => {
                 log!(log, Level::Error, why, ": remount ", bi.mount, " read-write: ", e);
@@ -361,8 +363,8 @@ impl Drop for Writable<'_> {
         }
         let flags = self.bi.flags | MountFlags::REMOUNT | MountFlags::RDONLY;
         match mount::mount(None, self.bi.mount.c(), None, flags, None) {
-            Ok(()) => log!(self.log, Level::Info, "remounted ", self.bi.mount, " read-only"),
-            Err(e) => log!(self.log, Level::Error, "remount ", self.bi.mount, " read-only: ", e, "; it stays WRITABLE until the next boot"),
+            Ok(()) => log!(self.log, Level::Info, self.why, ": remounted ", self.bi.mount, " read-only"),
+            Err(e) => log!(self.log, Level::Error, self.why, ": remount ", self.bi.mount, " read-only: ", e, "; it stays WRITABLE until the next boot"),
         }
     }
 }

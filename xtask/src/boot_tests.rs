@@ -4,7 +4,7 @@
 use crate::arch::Arch;
 use crate::board::{self, Board};
 use crate::images::{self, Disk, Images};
-use crate::qemu::{Boot, Vm};
+use crate::qemu::{Boot, Vm, VmOptions};
 use crate::{board_image, debian};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 /// machine).
 pub(crate) const BOOT: Duration = Duration::from_secs(90);
 /// Between two console lines autoinit prints in a row.
-const STEP: Duration = Duration::from_secs(20);
+pub(crate) const STEP: Duration = Duration::from_secs(20);
 /// For QEMU to exit after the kernel's last line.
-const EXIT: Duration = Duration::from_secs(30);
+pub(crate) const EXIT: Duration = Duration::from_secs(30);
 
 pub(crate) const START: &str = "autoinit: autoinit 0.1.0 starting as PID 1";
 pub(crate) const SHELL: &str = "autoinit: starting rescue shell /bin/sh on /dev/";
@@ -97,9 +97,14 @@ impl Target {
     }
 
     fn boot_with(&self, name: &str, extra_cmdline: &str, disks: &[PathBuf]) -> Result<Vm> {
+        self.boot_files(name, extra_cmdline, disks, VmOptions::default())
+    }
+
+    /// Boots a fresh guest with the disk image files `disks` attached, run as `opts` says.
+    pub(crate) fn boot_files(&self, name: &str, extra_cmdline: &str, disks: &[PathBuf], opts: VmOptions) -> Result<Vm> {
         let boot = Boot { board: &self.board, kernel: &self.kernel, initrd: &self.initrd, extra_cmdline, disks };
         // '/' in a test name (failures/no_device) is a '-' in the log's name.
-        Vm::start(&boot, &format!("{}-{}", self.arch.name(), name.replace('/', "-")), false)
+        Vm::start_opts(&boot, &format!("{}-{}", self.arch.name(), name.replace('/', "-")), false, opts)
     }
 
     /// The rescue shell's console device, as autoinit names it.
@@ -280,9 +285,9 @@ pub const TESTS: &[Test] = &[
     Test { name: "panic_policy", arches: &[Arch::X86_64, Arch::Aarch64], disks: &[], run: panic_policy },
 ];
 
-/// The foundation's tests, then the boot stage's.
+/// The foundation's tests, then the boot stage's, then persisting upgrades and trial boots.
 pub fn all_tests() -> impl Iterator<Item = &'static Test> {
-    TESTS.iter().chain(crate::boot_stage_tests::TESTS)
+    TESTS.iter().chain(crate::boot_stage_tests::TESTS).chain(crate::upgrade_persist_tests::TESTS)
 }
 
 /// Whether `--test filter` selects the test `name`: the same name, or its group.
