@@ -278,7 +278,7 @@ fn version(vm: &mut Vm) -> Result<String> {
 /// output goes to /dev/kmsg).
 fn read_version(vm: &mut Vm) -> Result<String> {
     let out = vm.run("cat /etc/autosvr/version")?;
-    Ok(out.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('[')).last().unwrap_or("").to_string())
+    Ok(out.lines().map(str::trim).rfind(|l| !l.is_empty() && !l.starts_with('[')).unwrap_or("").to_string())
 }
 
 /// The `app` unit runs the image's app (v1 or v2).
@@ -407,7 +407,7 @@ fn trial_uncountable(t: &Target) -> Result<()> {
     let img = disk_copy(t, PDisk::TrialBad, "persist/trial_uncountable")?;
     let before = hash(&img)?;
     let opts = VmOptions { writable_disks: false, reboot: false };
-    let mut vm = t.boot_files("persist/trial_uncountable", "autoinit.boot=LABEL=AUTOSVR", &[img.clone()], opts)?;
+    let mut vm = t.boot_files("persist/trial_uncountable", "autoinit.boot=LABEL=AUTOSVR", std::slice::from_ref(&img), opts)?;
     vm.expect(START, BOOT)?;
     line(&mut vm, "autoinit: counting the trial boot: remount /boot_disk read-write: ", TO_SHELL)?;
     line(&mut vm, &format!("autoinit: cannot count the trial boot of {IMAGE} in {IMAGE}.try ("), TO_SHELL)?;
