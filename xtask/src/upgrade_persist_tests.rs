@@ -75,8 +75,9 @@ impl Version {
     }
 }
 
-/// The console shell: the image has units, so stage 2 runs no rescue shell.
-const CONSOLE_UNIT: &str = "[Service]\nExecStart=/bin/sh -l\nStandardInput=tty\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/ttyS0\nRestart=always\n";
+/// The console shell: the image has units, so stage 2 runs no rescue shell. SIGHUP stops it
+/// (an interactive shell ignores SIGTERM).
+const CONSOLE_UNIT: &str = "[Service]\nExecStart=/bin/sh -l\nStandardInput=tty\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/ttyS0\nRestart=always\nKillSignal=SIGHUP\n";
 const APP_UNIT: &str = "[Service]\nExecStart=/opt/autosvr/app\nRestart=no\n";
 
 /// `target/images/x86_64/persist-<version>.img`: the boot tests' good image plus the
