@@ -332,19 +332,21 @@ impl BootImage {
 struct Writable<'a> {
     log: &'a Log,
     bi: &'a BootImage,
+    /// What the writes are for, at the start of each line.
+    why: &'a str,
     remounted: bool,
 }
 
 impl<'a> Writable<'a> {
-    fn new(log: &'a Log, bi: &'a BootImage, why: &str) -> Result<Writable<'a>, Errno> {
+    fn new(log: &'a Log, bi: &'a BootImage, why: &'a str) -> Result<Writable<'a>, Errno> {
         if !bi.flags.contains(MountFlags::RDONLY) {
-            return Ok(Writable { log, bi, remounted: false });
+            return Ok(Writable { log, bi, why, remounted: false });
         }
         let flags = MountFlags((bi.flags.bits() & !MountFlags::RDONLY.bits()) | MountFlags::REMOUNT.bits());
         match mount::mount(None, bi.mount.c(), None, flags, None) {
             Ok(()) => {
                 log!(log, Level::Info, why, ": remounted ", bi.mount, " read-write");
-                Ok(Writable { log, bi, remounted: true })
+                Ok(Writable { log, bi, why, remounted: true })
             }
             Err(e) => {
                 log!(log, Level::Error, why, ": remount ", bi.mount, " read-write: ", e);
@@ -361,8 +363,8 @@ impl Drop for Writable<'_> {
         }
         let flags = self.bi.flags | MountFlags::REMOUNT | MountFlags::RDONLY;
         match mount::mount(None, self.bi.mount.c(), None, flags, None) {
-            Ok(()) => log!(self.log, Level::Info, "remounted ", self.bi.mount, " read-only"),
-            Err(e) => log!(self.log, Level::Error, "remount ", self.bi.mount, " read-only: ", e, "; it stays WRITABLE until the next boot"),
+            Ok(()) => log!(self.log, Level::Info, self.why, ": remounted ", self.bi.mount, " read-only"),
+            Err(e) => log!(self.log, Level::Error, self.why, ": remount ", self.bi.mount, " read-only: ", e, "; it stays WRITABLE until the next boot"),
         }
     }
 }
@@ -778,5 +780,120 @@ mod tests {
         assert_eq!(w.step(58_000, true, false), TrialStep::Wait);
         assert_eq!(w.step(62_000, true, false), TrialStep::Wait);
         assert_eq!(w.step(63_000, true, false), TrialStep::Healthy);
+    }
+
+    /// The syscall side on the host: a scratch directory stands in for the boot device,
+    /// mounted `rw` (so nothing is remounted); images come from mksquashfs.
+    mod on_the_host {
+        use super::super::*;
+        use std::path::PathBuf;
+
+        struct Scratch(PathBuf);
+
+        impl Scratch {
+            fn new(name: &str) -> Scratch {
+                let p = std::env::temp_dir().join(format!("autoinit-persist-{}-{name}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&p);
+                std::fs::create_dir_all(p.join("autosvr")).unwrap();
+                Scratch(p)
+            }
+            fn file(&self, name: &str) -> PathBuf {
+                self.0.join("autosvr").join(name)
+            }
+            fn read(&self, name: &str) -> Option<Vec<u8>> {
+                std::fs::read(self.file(name)).ok()
+            }
+            fn names(&self) -> Vec<String> {
+                let mut v: Vec<String> =
+                    std::fs::read_dir(self.0.join("autosvr")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+                v.sort();
+                v
+            }
+            fn image(&self) -> BootImage {
+                let s = Settings { bootopts: "rw", ..Settings::default() };
+                BootImage::at(self.0.to_str().unwrap().as_bytes(), &s).unwrap()
+            }
+        }
+
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+
+        /// A squashfs whose content differs by `tag`.
+        fn squashfs(dir: &Scratch, tag: &str) -> Vec<u8> {
+            let src = dir.0.join(format!("src-{tag}"));
+            std::fs::create_dir_all(&src).unwrap();
+            std::fs::write(src.join("version"), tag).unwrap();
+            let out = dir.0.join(format!("{tag}.sqfs"));
+            let ok = std::process::Command::new("mksquashfs")
+                .arg(&src)
+                .arg(&out)
+                .args(["-noappend", "-quiet", "-no-progress"])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "mksquashfs");
+            std::fs::read(&out).unwrap()
+        }
+
+        fn cstr(p: &std::path::Path) -> std::ffi::CString {
+            std::ffi::CString::new(p.to_str().unwrap()).unwrap()
+        }
+
+        #[test]
+        fn persist_rotates_the_images_and_writes_the_marker() {
+            let d = Scratch::new("rotate");
+            let (a, b) = (squashfs(&d, "a"), squashfs(&d, "b"));
+            std::fs::write(d.file("system.img"), &a).unwrap();
+            std::fs::write(d.file("system.img.old"), b"the image before a").unwrap();
+            std::fs::write(d.file("system.img.new"), &b[..100]).unwrap();
+            let log = Log::console_only();
+            persist(&log, &d.image(), &cstr(&d.0.join("b.sqfs"))).unwrap();
+            assert_eq!(d.names(), ["system.img", "system.img.old", "system.img.try"]);
+            assert_eq!(d.read("system.img"), Some(b));
+            assert_eq!(d.read("system.img.old"), Some(a));
+            assert_eq!(d.read("system.img.try").as_deref(), Some(&b"3\n"[..]));
+            assert_eq!(d.image().marker(), Marker::Tries(TRIAL_TRIES));
+            // The trial ends: the marker goes, nothing else.
+            end_trial(&log, &d.image()).unwrap();
+            assert_eq!(d.names(), ["system.img", "system.img.old"]);
+            assert_eq!(d.image().marker(), Marker::Absent);
+        }
+
+        #[test]
+        fn after_a_failed_trial_the_old_image_is_kept() {
+            let d = Scratch::new("failed-trial");
+            let (a, bad, c) = (squashfs(&d, "a"), squashfs(&d, "bad"), squashfs(&d, "c"));
+            std::fs::write(d.file("system.img"), &bad).unwrap();
+            std::fs::write(d.file("system.img.old"), &a).unwrap();
+            std::fs::write(d.file("system.img.try"), b"0\n").unwrap();
+            persist(&Log::console_only(), &d.image(), &cstr(&d.0.join("c.sqfs"))).unwrap();
+            assert_eq!(d.read("system.img"), Some(c));
+            assert_eq!(d.read("system.img.old"), Some(a), "the image known to work must stay");
+            assert_eq!(d.image().marker(), Marker::Tries(TRIAL_TRIES));
+        }
+
+        #[test]
+        fn refusals_change_nothing() {
+            let d = Scratch::new("refused");
+            let (a, b) = (squashfs(&d, "a"), squashfs(&d, "b"));
+            std::fs::write(d.file("system.img"), &a).unwrap();
+            std::fs::write(d.file("system.img.old"), &b).unwrap();
+            std::fs::write(d.file("notes.txt"), b"not an image").unwrap();
+            let log = Log::console_only();
+            let before = d.names();
+            // Not a squashfs; the boot image itself; a trial that has not ended.
+            assert_eq!(persist(&log, &d.image(), &cstr(&d.file("notes.txt"))), Err(Errno::EINVAL));
+            assert_eq!(persist(&log, &d.image(), &cstr(&d.file("system.img"))), Err(Errno::EINVAL));
+            assert_eq!(persist(&log, &d.image(), &cstr(&d.0.join("no-such.img"))), Err(Errno::EINVAL));
+            std::fs::write(d.file("system.img.try"), b"2\n").unwrap();
+            assert_eq!(persist(&log, &d.image(), &cstr(&d.0.join("b.sqfs"))), Err(Errno::EBUSY));
+            std::fs::remove_file(d.file("system.img.try")).unwrap();
+            assert_eq!(d.names(), before);
+            assert_eq!(d.read("system.img"), Some(a));
+            assert_eq!(d.read("system.img.old"), Some(b));
+        }
     }
 }

@@ -4,7 +4,7 @@
 use crate::arch::Arch;
 use crate::board::{self, Board};
 use crate::images::{self, Disk, Images};
-use crate::qemu::{Boot, Vm};
+use crate::qemu::{Boot, Vm, VmOptions};
 use crate::{board_image, debian};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -122,6 +122,12 @@ impl Target {
     /// (failures/no_device) is a '-' in the log's name.
     pub fn log_name(&self, name: &str) -> String {
         format!("{}-{}", self.arch.name(), name.replace('/', "-"))
+    }
+
+    /// Boots a fresh guest with the disk image files `disks` attached, run as `opts` says.
+    pub(crate) fn boot_files(&self, name: &str, extra_cmdline: &str, disks: &[PathBuf], opts: VmOptions) -> Result<Vm> {
+        let boot = Boot { board: &self.board, kernel: &self.kernel, initrd: &self.initrd, extra_cmdline, disks };
+        Vm::start_opts(&boot, &self.log_name(name), false, opts)
     }
 
     /// The rescue shell's console device, as autoinit names it.
@@ -302,9 +308,9 @@ pub const TESTS: &[Test] = &[
     Test { name: "panic_policy", arches: &[Arch::X86_64, Arch::Aarch64], disks: &[], run: panic_policy },
 ];
 
-/// The foundation's tests, then the boot stage's.
+/// The foundation's tests, then the boot stage's, then persisting upgrades and trial boots.
 pub fn all_tests() -> impl Iterator<Item = &'static Test> {
-    TESTS.iter().chain(crate::boot_stage_tests::TESTS).chain(crate::supervise_tests::TESTS)
+    TESTS.iter().chain(crate::boot_stage_tests::TESTS).chain(crate::supervise_tests::TESTS).chain(crate::upgrade_persist_tests::TESTS)
 }
 
 /// Whether `--test filter` selects the test `name`: the same name, or its group.

@@ -7,6 +7,7 @@ mod bench_boot;
 mod board;
 mod board_image;
 mod boot_stage_tests;
+mod upgrade_persist_tests;
 mod boot_tests;
 mod build;
 mod debian;

@@ -28,9 +28,24 @@ pub struct Boot<'a> {
     pub disks: &'a [PathBuf],
 }
 
+/// How a guest is run, beyond what [`Boot`] says. The default: read-only disks, and a guest
+/// reboot ends QEMU.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct VmOptions {
+    /// Attach the disks writable: the guest may change them (give each test its own copy).
+    pub writable_disks: bool,
+    /// A guest reboot restarts the guest in the same QEMU (no `-no-reboot`).
+    pub reboot: bool,
+}
+
 impl Boot<'_> {
     /// The QEMU command line (without the serial/display options, which depend on the use).
     pub fn command(&self) -> Result<Command> {
+        self.command_with(VmOptions::default())
+    }
+
+    /// [`Boot::command`] with `opts`.
+    pub fn command_with(&self, opts: VmOptions) -> Result<Command> {
         let q = self.board.qemu.as_ref().with_context(|| format!("board {} has no [qemu] table", self.board.name))?;
         let mut cmd = Command::new(&q.system);
         let mut append = self.board.cmdline.clone();
@@ -38,7 +53,11 @@ impl Boot<'_> {
             append.push(' ');
             append.push_str(self.extra_cmdline.trim());
         }
-        cmd.args(["-nodefaults", "-no-user-config", "-accel", "tcg", "-no-reboot"])
+        cmd.args(["-nodefaults", "-no-user-config", "-accel", "tcg"]);
+        if !opts.reboot {
+            cmd.arg("-no-reboot");
+        }
+        cmd
             .args(["-machine", &q.machine, "-cpu", &q.cpu, "-m", &q.memory_mb.to_string()])
             .arg("-kernel")
             .arg(self.kernel)
@@ -53,10 +72,12 @@ impl Boot<'_> {
                 format!("board {} has no qemu.disk_device to attach a disk with", self.board.name)
             })?;
             for (i, d) in self.disks.iter().enumerate() {
-                // QEMU option values escape a comma by doubling it. Read-only: guests booted at
-                // the same time share the images, and the boot stage mounts them read-only.
+                // QEMU option values escape a comma by doubling it. Read-only by default: guests
+                // booted at the same time share the images, and the boot stage mounts them
+                // read-only.
                 let file = d.to_str().with_context(|| format!("disk path {} is not UTF-8", d.display()))?.replace(',', ",,");
-                cmd.args(["-drive", &format!("file={file},format=raw,if=none,id=d{i},readonly=on")])
+                let ro = if opts.writable_disks { "" } else { ",readonly=on" };
+                cmd.args(["-drive", &format!("file={file},format=raw,if=none,id=d{i}{ro}")])
                     .args(["-device", &format!("{dev},drive=d{i}")]);
             }
         }
@@ -97,15 +118,25 @@ impl Vm {
     /// Starts QEMU; the console is logged to `target/qemu-logs/<name>.log`. With `echo` the
     /// console is also copied to this process's stdout as it arrives.
     pub fn start(boot: &Boot, name: &str, echo: bool) -> Result<Vm> {
-        Vm::start_with(boot, name, echo, &[])
+        Vm::start_full(boot, name, echo, VmOptions::default(), &[])
     }
 
     /// [`Vm::start`] with more QEMU options after the console's `-serial stdio`, so that a
     /// further `-serial` there is the guest's second serial port.
     pub fn start_with(boot: &Boot, name: &str, echo: bool, extra_args: &[String]) -> Result<Vm> {
+        Vm::start_full(boot, name, echo, VmOptions::default(), extra_args)
+    }
+
+    /// [`Vm::start`] with `opts`.
+    pub fn start_opts(boot: &Boot, name: &str, echo: bool, opts: VmOptions) -> Result<Vm> {
+        Vm::start_full(boot, name, echo, opts, &[])
+    }
+
+    /// [`Vm::start`] with `opts` and `extra_args` after the console's `-serial stdio`.
+    pub fn start_full(boot: &Boot, name: &str, echo: bool, opts: VmOptions, extra_args: &[String]) -> Result<Vm> {
         std::fs::create_dir_all(log_dir())?;
         let log = log_dir().join(format!("{name}.log"));
-        let mut cmd = boot.command()?;
+        let mut cmd = boot.command_with(opts)?;
         cmd.args(["-serial", "stdio", "-display", "none", "-monitor", "none"]).args(extra_args);
         let mut logf = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         writeln!(logf, "# {cmd:?}")?;
