@@ -96,7 +96,7 @@ impl Target {
         self.boot_with(name, extra_cmdline, &paths)
     }
 
-    fn boot_with(&self, name: &str, extra_cmdline: &str, disks: &[PathBuf]) -> Result<Vm> {
+    pub(crate) fn boot_with(&self, name: &str, extra_cmdline: &str, disks: &[PathBuf]) -> Result<Vm> {
         let boot = Boot { board: &self.board, kernel: &self.kernel, initrd: &self.initrd, extra_cmdline, disks };
         // '/' in a test name (failures/no_device) is a '-' in the log's name.
         Vm::start(&boot, &format!("{}-{}", self.arch.name(), name.replace('/', "-")), false)
@@ -280,9 +280,9 @@ pub const TESTS: &[Test] = &[
     Test { name: "panic_policy", arches: &[Arch::X86_64, Arch::Aarch64], disks: &[], run: panic_policy },
 ];
 
-/// The foundation's tests, then the boot stage's.
+/// The foundation's tests, then the boot stage's, then the on-the-fly upgrade's.
 pub fn all_tests() -> impl Iterator<Item = &'static Test> {
-    TESTS.iter().chain(crate::boot_stage_tests::TESTS)
+    TESTS.iter().chain(crate::boot_stage_tests::TESTS).chain(crate::upgrade_tests::TESTS)
 }
 
 /// Whether `--test filter` selects the test `name`: the same name, or its group.

@@ -185,7 +185,7 @@ pub(crate) fn file_hash(p: &Path) -> Result<u64> {
 
 /// Builds `out` with `build(tmp)` unless `out.key` holds `key`; `build` writes `tmp`, which
 /// then replaces `out`.
-fn cached(out: &Path, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+pub(crate) fn cached(out: &Path, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let key_path = PathBuf::from(format!("{}.key", out.display()));
     if out.exists() && std::fs::read_to_string(&key_path).is_ok_and(|k| k == key) {
         return Ok(());
@@ -200,7 +200,7 @@ fn cached(out: &Path, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> Res
 }
 
 /// An empty directory (removed first if it exists).
-fn fresh_dir(p: &Path) -> Result<()> {
+pub(crate) fn fresh_dir(p: &Path) -> Result<()> {
     if p.exists() {
         std::fs::remove_dir_all(p).with_context(|| format!("removing {}", p.display()))?;
     }
@@ -208,7 +208,7 @@ fn fresh_dir(p: &Path) -> Result<()> {
 }
 
 /// Writes a file with its parents, mode 0644 (or `mode`), whatever the umask.
-fn put(root: &Path, rel: &str, data: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn put(root: &Path, rel: &str, data: &[u8], mode: u32) -> Result<()> {
     let p = root.join(rel);
     if let Some(d) = p.parent() {
         std::fs::create_dir_all(d)?;
@@ -219,7 +219,7 @@ fn put(root: &Path, rel: &str, data: &[u8], mode: u32) -> Result<()> {
 }
 
 /// Gives every directory under `root` (and `root`) mode 0755.
-fn dirs_0755(root: &Path) -> Result<()> {
+pub(crate) fn dirs_0755(root: &Path) -> Result<()> {
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))?;
     for e in std::fs::read_dir(root)? {
         let e = e?;
@@ -231,7 +231,7 @@ fn dirs_0755(root: &Path) -> Result<()> {
 }
 
 /// Where an architecture's artefacts live.
-fn arch_dir(arch: Arch) -> PathBuf {
+pub(crate) fn arch_dir(arch: Arch) -> PathBuf {
     crate::root().join("target/images").join(arch.name())
 }
 
@@ -347,7 +347,7 @@ pub(crate) fn system_image(arch: Arch, busybox: &Path, v: Image) -> Result<PathB
 }
 
 /// The image's tree: busybox and its applets in usr/bin, merged-/usr symlinks, etc, opt.
-fn image_tree(arch: Arch, busybox: &Path, v: Image, tree: &Path) -> Result<()> {
+pub(crate) fn image_tree(arch: Arch, busybox: &Path, v: Image, tree: &Path) -> Result<()> {
     let bin = tree.join("usr/bin");
     std::fs::create_dir_all(&bin)?;
     std::fs::copy(busybox, bin.join("busybox")).with_context(|| format!("copying {}", busybox.display()))?;
@@ -383,7 +383,7 @@ fn image_tree(arch: Arch, busybox: &Path, v: Image, tree: &Path) -> Result<()> {
 }
 
 /// `unsquashfs -s` and `-l`: a gzip squashfs with the entries the tests rely on.
-fn check_image(img: &Path, with_upgrade: bool) -> Result<()> {
+pub(crate) fn check_image(img: &Path, with_upgrade: bool) -> Result<()> {
     let s = run(Command::new("unsquashfs").arg("-s").arg(img))?;
     if !s.contains("Found a valid SQUASHFS 4:0 superblock") || !s.contains("Compression gzip") {
         bail!("unsquashfs -s {}: not a gzip squashfs 4.0:\n{s}", img.display());

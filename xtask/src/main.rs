@@ -20,6 +20,8 @@ mod notify_daemon;
 mod qemu;
 mod syscall_suite;
 mod test_cmd;
+mod upgrade_images;
+mod upgrade_tests;
 
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;

@@ -15,7 +15,8 @@ usage: cargo xtask test [--only unit|syscalls|boot|images|fuzz]... [--arch A]...
   --arch A      architectures for the syscall suite and the boot tests (default: all)
   --test NAME   only this boot test or group (repeatable): rescue_shell, respawn, signals,
                 cmdline_warnings, panic_policy; boot stage: main_path, legacy_env, device_names,
-                safe_mode, failures, or one case such as failures/no_device
+                safe_mode, failures, or one case such as failures/no_device; on-the-fly
+                upgrade: upgrade, or upgrade/live, upgrade/cycle, upgrade/rollback, upgrade/refused
   --jobs N      QEMU guests booted at a time (default 2)
 environment: AUTOINIT_TEST_INIT=PATH boots PATH as /init instead of a fresh build (debugging;
   `{arch}` in PATH becomes the architecture's name)";
