@@ -40,7 +40,10 @@ commands:
                         run the libFuzzer targets of fuzz/ briefly (about a minute), or for
                         DURATION each (10m, 2h) and write the figures to docs/reliability.md
                         (`cargo xtask fuzz --help`)
-  demo                  build and boot the x86_64 QEMU board to the rescue shell
+  demo [--interactive|--scripted]
+                        build v1 and v2 system images, boot v1 on the x86_64 QEMU board with
+                        its services and upgrade it live to v2 (scripted unless stdin is a
+                        terminal or --interactive: then the console is yours)
   bench [--runs N] [--arch A]... [--no-boot]
                         measure sizes and the boot stage against a busybox script (QEMU;
                         default: all five arches, 3 boots each) and write docs/benchmarks.md
@@ -80,7 +83,7 @@ fn run() -> Result<()> {
         }
         "test" => test_cmd::run(rest)?,
         "image" => board_image::run(rest)?,
-        "demo" => demo::run()?,
+        "demo" => demo::run(rest)?,
         "fuzz" => fuzz::run(rest)?,
         "bench" => bench::run(rest)?,
         "syscall-suite" => {

@@ -11,6 +11,9 @@
 //! | `web` | `/usr/bin/web-daemon`, a script that execs busybox `httpd` on port 8080 serving `/opt/app/www` | the page says `app v2`; in v2-bad the script exits 1 at once |
 //! | `worker` | `After=`/`Requires=notifier`: prints the version it runs on, then sleeps | |
 //!
+//! Besides, `/usr/bin/autoinit` links to the client and `/usr/bin/upgrade-live IMAGE` runs
+//! `autoinit upgrade` outside the console's unit (for the demo's user).
+//!
 //! v2 also adds a top-level directory (`/opt2`) and an `/etc` file (`/etc/app-v2.conf`), and has
 //! a correct `v2.img.sha256` sidecar. The refused images: `not-squashfs.img` (text),
 //! `truncated.img` (the first half of v2), `no-upgrade-dir.img` (v2 without `/_upgrade`),
@@ -28,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Part of every key: change it when a recipe below changes.
-const RECIPE: &str = "autoinit-upgrade-images-1";
+const RECIPE: &str = "autoinit-upgrade-images-2";
 
 /// Where the running system finds the images (the boot disk's `upgrade/` directory).
 pub const GUEST_DIR: &str = "/boot_disk/upgrade";
@@ -158,6 +161,18 @@ fn units(console: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// `/usr/bin/upgrade-live IMAGE [OPTIONS]`, for a person at the console (`cargo xtask demo`):
+/// the console's shell is a unit, which the upgrade restarts with its whole cgroup, so the
+/// client runs outside it (root cgroup, own session) and writes its answer to a file.
+const UPGRADE_LIVE: &str = r#"#!/bin/sh
+# upgrade-live IMAGE [--settle SECONDS]: `autoinit upgrade` outside this shell's unit, which the
+# upgrade restarts; the answer goes to /run/upgrade.out (docs/upgrade.md, "The client").
+[ $# -ge 1 ] || { echo "usage: upgrade-live IMAGE [--settle SECONDS]" >&2; exit 2; }
+rm -f /run/upgrade.out
+setsid sh -c 'echo $$ > /sys/fs/cgroup/cgroup.procs; /__autoinit__/autoinit upgrade "$@" > /run/upgrade.out 2>&1; echo "exit status $?" >> /run/upgrade.out' upgrade-live "$@" < /dev/null > /dev/null 2>&1 &
+echo "upgrade-live: upgrading to $1; this shell restarts during the upgrade (press Enter when it is back), then: cat /run/upgrade.out"
+"#;
+
 fn web_daemon(v: Variant) -> String {
     if v == Variant::V2Bad {
         return "#!/bin/sh\n# The broken web service of v2-bad: it cannot start.\necho \"web-daemon: /etc/app/web.conf: No such file or directory ($(cat /opt/app/VERSION))\"\nexit 1\n".into();
@@ -174,6 +189,8 @@ fn tree(arch: Arch, board: &Board, busybox: &Path, notify: &[u8], v: Variant, tr
     images::put(tree, "opt/app/VERSION", format!("{version}\n").as_bytes(), 0o644)?;
     images::put(tree, "opt/app/www/index.html", format!("{version}\n").as_bytes(), 0o644)?;
     images::put(tree, "usr/bin/web-daemon", web_daemon(v).as_bytes(), 0o755)?;
+    images::put(tree, "usr/bin/upgrade-live", UPGRADE_LIVE.as_bytes(), 0o755)?;
+    std::os::unix::fs::symlink("/__autoinit__/autoinit", tree.join("usr/bin/autoinit"))?;
     let mut nd = notify.to_vec();
     if v.is_v2() {
         nd.extend_from_slice(V2_MARKER);
