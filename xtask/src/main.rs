@@ -4,6 +4,7 @@
 mod arch;
 mod bench;
 mod bench_boot;
+mod bench_upgrade;
 mod board;
 mod board_image;
 mod boot_stage_tests;
@@ -44,9 +45,10 @@ commands:
                         build v1 and v2 system images, boot v1 on the x86_64 QEMU board with
                         its services and upgrade it live to v2 (scripted unless stdin is a
                         terminal or --interactive: then the console is yours)
-  bench [--runs N] [--arch A]... [--no-boot]
+  bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] | bench --only upgrade
                         measure sizes and the boot stage against a busybox script (QEMU;
-                        default: all five arches, 3 boots each) and write docs/benchmarks.md
+                        default: all five arches, 3 boots each) and the on-the-fly upgrade
+                        (x86_64), and write docs/benchmarks.md (--only upgrade: only its section)
   syscall-suite [--arch A]...
                         run tests/syscall-suite under qemu-user (and natively where the host can)
   initramfs [--arch A]  fetch the QEMU board's kernel and build its test initramfs; print both paths
