@@ -21,6 +21,9 @@ usage: autoinit COMMAND [ARGS]
   reload                read the unit files again (start new, stop removed, restart changed)
   log NAME              the service's lines from /dev/kmsg
   exec NAME -- CMD...   run CMD inside the running service's namespaces and cgroup
+  upgrade PATH [--persist] [--settle SECONDS]
+                        swap the system image live, restart every unit (docs/upgrade.md)
+  rollback              roll the upgrade in progress back
   poweroff|reboot|halt
 autoinit itself is an init system: the kernel starts it as PID 1.
 ";

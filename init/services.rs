@@ -351,7 +351,9 @@ struct Upgrade {
     /// Why it was rolled back.
     failure: String<160>,
     /// The outcome for the waiting client: (committed, message).
-    done: Option<(bool, String<160>)>,
+    done: Option<(bool, String<256>)>,
+    /// The swap child's reason pipe (`upgrade::read_reason`).
+    reason: Option<OwnedFd>,
 }
 
 impl Upgrade {
@@ -372,6 +374,7 @@ impl Upgrade {
             requested_at: 0,
             failure: String::new(),
             done: None,
+            reason: None,
         }
     }
 }
@@ -1822,8 +1825,8 @@ impl<'l> Manager<'l> {
             return refuse(b"/rofs_root/_upgrade is a mount point (an old image is still attached): nothing done");
         }
         let now = now_ms();
-        let pid = match crate::upgrade::spawn_swap(self.log, path) {
-            Ok(pid) => pid,
+        let (pid, reason) = match crate::upgrade::spawn_swap(self.log, path) {
+            Ok(r) => r,
             Err(e) => {
                 let l = line!("fork: ", e);
                 return refuse(l.as_bytes());
@@ -1836,6 +1839,7 @@ impl<'l> Manager<'l> {
         u.persist = persist;
         u.settle_ms = settle_ms;
         u.child = Some(pid);
+        u.reason = reason;
         u.order.clear();
         u.pos = 0;
         u.requested_at = now;
@@ -1856,13 +1860,18 @@ impl<'l> Manager<'l> {
         let code = status.exit_code();
         match self.upgrade.phase {
             UpPhase::Swapping => {
+                let reason_fd = self.upgrade.reason.take();
                 if code != Some(crate::upgrade::exit::SWAPPED) {
-                    // The child says why; make sure nothing stays mounted.
+                    // The child logged why and wrote its first error to the pipe; make sure
+                    // nothing stays mounted.
                     if crate::upgrade::upgrade_dir_mounted() {
                         let _ = crate::upgrade::detach_old(self.log);
                     }
-                    let why = if code == Some(crate::upgrade::exit::REFUSED) { "image refused (see above); nothing changed" } else { "swap failed (see above); nothing changed" };
-                    self.finish_upgrade(false, &line!(why));
+                    let mut buf = [0u8; 256];
+                    let reason = reason_fd.as_ref().map_or(&[][..], |fd| crate::upgrade::read_reason(fd, &mut buf));
+                    let reason: &[u8] = if reason.is_empty() { b"see the console" } else { reason };
+                    let what = if code == Some(crate::upgrade::exit::REFUSED) { "image refused: " } else { "swap failed: " };
+                    self.finish_upgrade(false, &line!(what, reason, "; nothing changed"));
                     return;
                 }
                 let r = crate::upgrade::resync_root(self.log);

@@ -17,7 +17,7 @@ use syscall::fs::{self, AtFlags, Dirents, OFlags, StatxMask};
 use syscall::mount::{self, MountFlags, UnmountFlags};
 use syscall::process::{self, Fork, Pid};
 use syscall::signal::{self, MaskHow, SigSet};
-use syscall::{BorrowedFd, Errno};
+use syscall::{io, BorrowedFd, Errno, OwnedFd};
 
 pub const ROFS: &CStr = c"/rofs_root";
 pub const UPGRADE_DIR: &CStr = c"/rofs_root/_upgrade";
@@ -46,17 +46,41 @@ pub fn upgrade_dir_mounted() -> bool {
     (a.stx_dev_major, a.stx_dev_minor) != (b.stx_dev_major, b.stx_dev_minor)
 }
 
+/// The swap child's errors: each is logged, and the first (the reason) is also written to a
+/// pipe that PID 1 reads once the child has exited, so that the client is told why.
+struct Errors<'a> {
+    log: &'a Log,
+    pipe: Option<OwnedFd>,
+}
+
+impl Errors<'_> {
+    fn error(&mut self, l: &Line) {
+        self.log.emit(Level::Error, l);
+        if let Some(p) = self.pipe.take() {
+            let text = l.as_bytes();
+            let _ = fs::write_all(&p, text.strip_prefix(b"upgrade: ").unwrap_or(text));
+        }
+    }
+}
+
 /// Forks the child that checks `image`, mounts it and swaps it in. Its exit code is one of
-/// [`exit`]; it logs its own errors.
-pub fn spawn_swap(log: &Log, image: &str) -> Result<Pid, Errno> {
+/// [`exit`]; it logs its own errors, and the first one can be read with [`read_reason`] from
+/// the returned fd once it has exited (None if the pipe could not be made).
+pub fn spawn_swap(log: &Log, image: &str) -> Result<(Pid, Option<OwnedFd>), Errno> {
     let p = Path::of(&[image.as_bytes()]).ok_or(Errno::ENAMETOOLONG)?;
+    let (reason_r, reason_w) = match io::pipe2(true, true) {
+        Ok((r, w)) => (Some(r), Some(w)),
+        Err(_) => (None, None),
+    };
     match process::fork()? {
-        Fork::Parent(pid) => Ok(pid),
+        Fork::Parent(pid) => Ok((pid, reason_r)),
         Fork::Child => {
+            drop(reason_r);
             let _ = signal::sigprocmask(MaskHow::Set, &SigSet::EMPTY);
-            let code = match check_and_mount(log, image, p.c()) {
+            let mut errors = Errors { log, pipe: reason_w };
+            let code = match check_and_mount(&mut errors, image, p.c()) {
                 Err(()) => exit::REFUSED,
-                Ok(()) => match swap(log) {
+                Ok(()) => match swap(&mut errors) {
                     Ok(()) => exit::SWAPPED,
                     Err(()) => exit::SWAP_FAILED,
                 },
@@ -66,13 +90,21 @@ pub fn spawn_swap(log: &Log, image: &str) -> Result<Pid, Errno> {
     }
 }
 
+/// What the swap child wrote to its reason pipe (after it has exited): its first error line,
+/// without the `upgrade: ` prefix and the newline; empty if none.
+pub fn read_reason<'b>(fd: &OwnedFd, buf: &'b mut [u8]) -> &'b [u8] {
+    let n = fs::read(fd, buf).unwrap_or(0);
+    let text = buf.get(..n).unwrap_or(&[]);
+    text.strip_suffix(b"\n").unwrap_or(text)
+}
+
 /// Forks the child that swaps `/rofs_root` and `/rofs_root/_upgrade` back.
 pub fn spawn_swap_back(log: &Log) -> Result<Pid, Errno> {
     match process::fork()? {
         Fork::Parent(pid) => Ok(pid),
         Fork::Child => {
             let _ = signal::sigprocmask(MaskHow::Set, &SigSet::EMPTY);
-            let code = match pivot(log) {
+            let code = match pivot(&mut Errors { log, pipe: None }) {
                 Ok(()) => exit::SWAPPED,
                 Err(()) => exit::SWAP_FAILED,
             };
@@ -81,32 +113,30 @@ pub fn spawn_swap_back(log: &Log) -> Result<Pid, Errno> {
     }
 }
 
-fn check_and_mount(log: &Log, image: &str, path: &CStr) -> Result<(), ()> {
-    let refuse = |what: &str, e: Errno| {
-        log!(log, Level::Error, "upgrade: ", what, image, ": ", e);
-    };
+fn check_and_mount(errors: &mut Errors<'_>, image: &str, path: &CStr) -> Result<(), ()> {
+    let log = errors.log;
     if upgrade_dir_mounted() {
-        log!(log, Level::Error, "upgrade: ", UPGRADE_DIR, " is already a mount point: an upgrade is in progress or the old image is still attached");
+        errors.error(&line!("upgrade: ", UPGRADE_DIR, " is already a mount point: an upgrade is in progress or the old image is still attached"));
         return Err(());
     }
-    let file = fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, 0).map_err(|e| refuse("open ", e))?;
-    let st = fs::fstatx(&file, StatxMask::TYPE | StatxMask::SIZE).map_err(|e| refuse("stat ", e))?;
+    let file = fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, 0).map_err(|e| errors.error(&line!("upgrade: open ", image, ": ", e)))?;
+    let st = fs::fstatx(&file, StatxMask::TYPE | StatxMask::SIZE).map_err(|e| errors.error(&line!("upgrade: stat ", image, ": ", e)))?;
     if u32::from(st.stx_mode) & fs::mode::IFMT != fs::mode::IFREG {
-        log!(log, Level::Error, "upgrade: ", image, ": not a regular file");
+        errors.error(&line!("upgrade: ", image, ": not a regular file"));
         return Err(());
     }
     let mut head = [0u8; 4096];
-    let n = fs::read_full(&file, &mut head).map_err(|e| refuse("read ", e))?;
+    let n = fs::read_full(&file, &mut head).map_err(|e| errors.error(&line!("upgrade: read ", image, ": ", e)))?;
     if let Err(why) = superblock::squashfs_sane(head.get(..n).unwrap_or(&[]), st.stx_size) {
-        log!(log, Level::Error, "upgrade: ", image, ": not a usable squashfs image: ", why);
+        errors.error(&line!("upgrade: ", image, ": not a usable squashfs image: ", why));
         return Err(());
     }
-    check_sidecar(log, image, &file)?;
-    let (_loop_dev, loop_name) = boot::attach_loop(log, &file).map_err(|_| ())?;
+    check_sidecar(errors, image, &file)?;
+    let (_loop_dev, loop_name) = boot::attach_loop(log, &file).map_err(|e| errors.error(&line!("upgrade: ", image, ": attach to a loop device: ", e)))?;
     let r = mount::mount(Some(loop_name.c()), UPGRADE_DIR, Some(c"squashfs"), MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV, None);
     if let Err(e) = r {
         // The loop device clears itself once this child's fd is closed.
-        log!(log, Level::Error, "upgrade: mount ", loop_name, " (", image, ") on ", UPGRADE_DIR, " as squashfs: ", e);
+        errors.error(&line!("upgrade: mount ", loop_name, " (", image, ") on ", UPGRADE_DIR, " as squashfs: ", e));
         return Err(());
     }
     log!(log, Level::Info, "upgrade: ", image, " on ", loop_name, " mounted at ", UPGRADE_DIR);
@@ -114,12 +144,12 @@ fn check_and_mount(log: &Log, image: &str, path: &CStr) -> Result<(), ()> {
     match dir_entries(c"/rofs_root/_upgrade/_upgrade") {
         Ok(0) => Ok(()),
         Ok(_) => {
-            log!(log, Level::Error, "upgrade: ", image, ": its /_upgrade directory is not empty");
+            errors.error(&line!("upgrade: ", image, ": its /_upgrade directory is not empty"));
             unmount_upgrade(log);
             Err(())
         }
         Err(e) => {
-            log!(log, Level::Error, "upgrade: ", image, ": no /_upgrade directory (", e, "): every system image needs an empty one");
+            errors.error(&line!("upgrade: ", image, ": no /_upgrade directory (", e, "): every system image needs an empty one"));
             unmount_upgrade(log);
             Err(())
         }
@@ -127,13 +157,14 @@ fn check_and_mount(log: &Log, image: &str, path: &CStr) -> Result<(), ()> {
 }
 
 /// If `IMAGE.sha256` exists, the image must match it.
-fn check_sidecar(log: &Log, image: &str, file: &syscall::OwnedFd) -> Result<(), ()> {
+fn check_sidecar(errors: &mut Errors<'_>, image: &str, file: &syscall::OwnedFd) -> Result<(), ()> {
+    let log = errors.log;
     let side = Path::of(&[image.as_bytes(), b".sha256"]).ok_or(())?;
     let sfd = match fs::open(side.c(), OFlags::RDONLY | OFlags::CLOEXEC, 0) {
         Ok(f) => f,
         Err(Errno::ENOENT) => return Ok(()),
         Err(e) => {
-            log!(log, Level::Error, "upgrade: open ", side.c(), ": ", e);
+            errors.error(&line!("upgrade: open ", side.c(), ": ", e));
             return Err(());
         }
     };
@@ -143,7 +174,7 @@ fn check_sidecar(log: &Log, image: &str, file: &syscall::OwnedFd) -> Result<(), 
     let want = match sha256::parse_sidecar(text.get(..n).unwrap_or(&[]), base) {
         Ok(d) => d,
         Err(why) => {
-            log!(log, Level::Error, "upgrade: ", side.c(), ": ", why);
+            errors.error(&line!("upgrade: ", side.c(), ": ", why));
             return Err(());
         }
     };
@@ -156,13 +187,13 @@ fn check_sidecar(log: &Log, image: &str, file: &syscall::OwnedFd) -> Result<(), 
             Ok(k) => h.update(buf.get(..k).unwrap_or(&[])),
             Err(Errno::EINTR) => {}
             Err(e) => {
-                log!(log, Level::Error, "upgrade: read ", image, ": ", e);
+                errors.error(&line!("upgrade: read ", image, ": ", e));
                 return Err(());
             }
         }
     }
     if h.finish() != want {
-        log!(log, Level::Error, "upgrade: ", image, ": SHA-256 does not match ", side.c());
+        errors.error(&line!("upgrade: ", image, ": SHA-256 does not match ", side.c()));
         return Err(());
     }
     log!(log, Level::Info, "upgrade: ", image, ": SHA-256 matches ", side.c());
@@ -191,8 +222,8 @@ fn unmount_upgrade(log: &Log) {
 
 /// In the child, after the new image is mounted: the swap. On failure the new image is
 /// unmounted again.
-fn swap(log: &Log) -> Result<(), ()> {
-    match pivot(log) {
+fn swap(errors: &mut Errors<'_>) -> Result<(), ()> {
+    match pivot(errors) {
         Ok(()) => Ok(()),
         Err(()) => {
             // chroot may have happened: the mount is still reachable by its full path from
@@ -205,13 +236,13 @@ fn swap(log: &Log) -> Result<(), ()> {
 }
 
 /// chroot into /rofs_root and pivot_root("_upgrade", "_upgrade/_upgrade").
-fn pivot(log: &Log) -> Result<(), ()> {
+fn pivot(errors: &mut Errors<'_>) -> Result<(), ()> {
     if let Err(e) = mount::chdir(ROFS).and_then(|()| mount::chroot(c".")) {
-        log!(log, Level::Error, "upgrade: chroot ", ROFS, ": ", e);
+        errors.error(&line!("upgrade: chroot ", ROFS, ": ", e));
         return Err(());
     }
     if let Err(e) = mount::pivot_root(c"_upgrade", c"_upgrade/_upgrade") {
-        log!(log, Level::Error, "upgrade: pivot_root(_upgrade, _upgrade/_upgrade) in ", ROFS, ": ", e);
+        errors.error(&line!("upgrade: pivot_root(_upgrade, _upgrade/_upgrade) in ", ROFS, ": ", e));
         return Err(());
     }
     Ok(())

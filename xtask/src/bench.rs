@@ -22,10 +22,14 @@ struct Options {
     runs: usize,
     /// Architectures whose boot stage is measured.
     boot_arches: Vec<Arch>,
+    /// `--only upgrade`: measure only the on-the-fly upgrade and replace its section.
+    only_upgrade: bool,
+    /// `--no-upgrade`: leave the upgrade out of a whole run.
+    no_upgrade: bool,
 }
 
 fn options(args: &[String]) -> Result<Options> {
-    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new() };
+    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new(), only_upgrade: false, no_upgrade: false };
     let mut no_boot = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -43,7 +47,12 @@ fn options(args: &[String]) -> Result<Options> {
                 o.boot_arches.push(a);
             }
             "--no-boot" => no_boot = true,
-            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot])"),
+            "--no-upgrade" => o.no_upgrade = true,
+            "--only" => match it.next().map(String::as_str) {
+                Some("upgrade") => o.only_upgrade = true,
+                v => bail!("--only {}: expected upgrade", v.unwrap_or("")),
+            },
+            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] | --only upgrade)"),
         }
     }
     if no_boot {
@@ -54,7 +63,7 @@ fn options(args: &[String]) -> Result<Options> {
     Ok(o)
 }
 
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
@@ -66,6 +75,15 @@ pub fn run(args: &[String]) -> Result<()> {
     let rustc = String::from_utf8_lossy(&rustc.stdout).trim().to_string();
     let date = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().context("running date")?;
     let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
+    let path = crate::root().join("docs/benchmarks.md");
+    if opts.only_upgrade {
+        let section = crate::bench_upgrade::section(&date)?;
+        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
+        std::fs::write(&path, replace_section(&old, "\n## On-the-fly upgrade\n", &section)).with_context(|| format!("writing {}", path.display()))?;
+        println!("{section}");
+        println!("xtask: wrote the upgrade section of {} ({:.0} s)", path.display(), started.elapsed().as_secs_f64());
+        return Ok(());
+    }
 
     let mut rows = String::new();
     let mut notes = String::new();
@@ -120,10 +138,32 @@ whole files; KiB = 1024 bytes.
     if !opts.boot_arches.is_empty() {
         md.push_str(&boot_section(&opts, &date, &sizes)?);
     }
-    let path = crate::root().join("docs/benchmarks.md");
+    if !opts.no_upgrade {
+        match crate::bench_upgrade::section(&date) {
+            Ok(section) => md.push_str(&section),
+            Err(e) => {
+                eprintln!("xtask: bench: upgrade: {e:#}");
+                let first = format!("{e:#}").lines().next().unwrap_or("").to_string();
+                let _ = write!(md, "\n## On-the-fly upgrade\n\nNot measured: {first} (see target/qemu-logs/x86_64-bench-upgrade.log)\n");
+            }
+        }
+    }
     std::fs::write(&path, md).with_context(|| format!("writing {}", path.display()))?;
     println!("xtask: wrote {} ({:.0} s)", path.display(), started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// `text` with the section starting at `heading` (up to the next `\n## ` or the end) replaced
+/// by `section`, or with `section` appended if there is none.
+fn replace_section(text: &str, heading: &str, section: &str) -> String {
+    match text.find(heading) {
+        Some(start) => {
+            let after = start + heading.len();
+            let end = text[after..].find("\n## ").map_or(text.len(), |i| after + i);
+            format!("{}{}\n{}", &text[..start], section.trim_end_matches('\n'), &text[end..])
+        }
+        None => format!("{}\n{}", text.trim_end_matches('\n'), section),
+    }
 }
 
 /// Measures the boot stage on each architecture and returns the section "Boot stage". An
@@ -177,4 +217,15 @@ fn boot_section(opts: &Options, date: &str, sizes: &[(Arch, u64)]) -> Result<Str
         let _ = write!(md, "Not measured:\n\n{failures}");
     }
     Ok(md)
+}
+
+#[cfg(test)]
+mod section_tests {
+    #[test]
+    fn a_section_is_replaced_or_appended() {
+        let h = "\n## Up\n";
+        assert_eq!(super::replace_section("# B\n\n## A\na\n\n## Up\nold\n\n## C\nc\n", h, "\n## Up\nnew\n"), "# B\n\n## A\na\n\n## Up\nnew\n\n## C\nc\n");
+        assert_eq!(super::replace_section("# B\n\n## Up\nold\n", h, "\n## Up\nnew\n"), "# B\n\n## Up\nnew\n");
+        assert_eq!(super::replace_section("# B\n", h, "\n## Up\nnew\n"), "# B\n\n## Up\nnew\n");
+    }
 }

@@ -308,9 +308,9 @@ pub const TESTS: &[Test] = &[
     Test { name: "panic_policy", arches: &[Arch::X86_64, Arch::Aarch64], disks: &[], run: panic_policy },
 ];
 
-/// The foundation's tests, then the boot stage's, then persisting upgrades and trial boots.
+/// The foundation's tests, then the boot stage's, supervision, persisting, the live upgrade.
 pub fn all_tests() -> impl Iterator<Item = &'static Test> {
-    TESTS.iter().chain(crate::boot_stage_tests::TESTS).chain(crate::supervise_tests::TESTS).chain(crate::upgrade_persist_tests::TESTS)
+    TESTS.iter().chain(crate::boot_stage_tests::TESTS).chain(crate::supervise_tests::TESTS).chain(crate::upgrade_persist_tests::TESTS).chain(crate::upgrade_tests::TESTS)
 }
 
 /// Whether `--test filter` selects the test `name`: the same name, or its group.

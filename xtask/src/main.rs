@@ -4,6 +4,7 @@
 mod arch;
 mod bench;
 mod bench_boot;
+mod bench_upgrade;
 mod board;
 mod board_image;
 mod boot_stage_tests;
@@ -22,6 +23,8 @@ mod qemu;
 mod supervise_tests;
 mod syscall_suite;
 mod test_cmd;
+mod upgrade_images;
+mod upgrade_tests;
 
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -40,10 +43,14 @@ commands:
                         run the libFuzzer targets of fuzz/ briefly (about a minute), or for
                         DURATION each (10m, 2h) and write the figures to docs/reliability.md
                         (`cargo xtask fuzz --help`)
-  demo                  build and boot the x86_64 QEMU board to the rescue shell
-  bench [--runs N] [--arch A]... [--no-boot]
+  demo [--interactive|--scripted]
+                        build v1 and v2 system images, boot v1 on the x86_64 QEMU board with
+                        its services and upgrade it live to v2 (scripted unless stdin is a
+                        terminal or --interactive: then the console is yours)
+  bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] | bench --only upgrade
                         measure sizes and the boot stage against a busybox script (QEMU;
-                        default: all five arches, 3 boots each) and write docs/benchmarks.md
+                        default: all five arches, 3 boots each) and the on-the-fly upgrade
+                        (x86_64), and write docs/benchmarks.md (--only upgrade: only its section)
   syscall-suite [--arch A]...
                         run tests/syscall-suite under qemu-user (and natively where the host can)
   initramfs [--arch A]  fetch the QEMU board's kernel and build its test initramfs; print both paths
@@ -80,7 +87,7 @@ fn run() -> Result<()> {
         }
         "test" => test_cmd::run(rest)?,
         "image" => board_image::run(rest)?,
-        "demo" => demo::run()?,
+        "demo" => demo::run(rest)?,
         "fuzz" => fuzz::run(rest)?,
         "bench" => bench::run(rest)?,
         "syscall-suite" => {
