@@ -96,6 +96,11 @@ impl Target {
         self.boot_with(name, extra_cmdline, &paths)
     }
 
+    /// Boots a fresh guest with the disk images `disks` attached in order.
+    pub fn boot_paths(&self, name: &str, extra_cmdline: &str, disks: &[PathBuf]) -> Result<Vm> {
+        self.boot_with(name, extra_cmdline, disks)
+    }
+
     fn boot_with(&self, name: &str, extra_cmdline: &str, disks: &[PathBuf]) -> Result<Vm> {
         let boot = Boot { board: &self.board, kernel: &self.kernel, initrd: &self.initrd, extra_cmdline, disks };
         // '/' in a test name (failures/no_device) is a '-' in the log's name.
@@ -280,9 +285,9 @@ pub const TESTS: &[Test] = &[
     Test { name: "panic_policy", arches: &[Arch::X86_64, Arch::Aarch64], disks: &[], run: panic_policy },
 ];
 
-/// The foundation's tests, then the boot stage's.
+/// The foundation's tests, then the boot stage's, then the containers'.
 pub fn all_tests() -> impl Iterator<Item = &'static Test> {
-    TESTS.iter().chain(crate::boot_stage_tests::TESTS)
+    TESTS.iter().chain(crate::boot_stage_tests::TESTS).chain(crate::container_tests::TESTS)
 }
 
 /// Whether `--test filter` selects the test `name`: the same name, or its group.

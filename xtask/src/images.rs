@@ -347,7 +347,7 @@ pub(crate) fn system_image(arch: Arch, busybox: &Path, v: Image) -> Result<PathB
 }
 
 /// The image's tree: busybox and its applets in usr/bin, merged-/usr symlinks, etc, opt.
-fn image_tree(arch: Arch, busybox: &Path, v: Image, tree: &Path) -> Result<()> {
+pub(crate) fn image_tree(arch: Arch, busybox: &Path, v: Image, tree: &Path) -> Result<()> {
     let bin = tree.join("usr/bin");
     std::fs::create_dir_all(&bin)?;
     std::fs::copy(busybox, bin.join("busybox")).with_context(|| format!("copying {}", busybox.display()))?;

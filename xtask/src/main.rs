@@ -9,6 +9,7 @@ mod board_image;
 mod boot_stage_tests;
 mod boot_tests;
 mod build;
+mod container_tests;
 mod debian;
 mod demo;
 mod disk;
