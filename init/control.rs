@@ -123,7 +123,7 @@ fn query<'r>(req: &[u8], resp: &'r mut [u8; RESPONSE_BYTES]) -> Result<&'r [u8],
         err_line(&[b"send request: ", e.name().unwrap_or("error").as_bytes()]);
         return Err(3);
     }
-    let n = match fs::read_full(&fd, &mut resp[..]) {
+    let n = match fs::read_full(&fd, resp.as_mut_slice()) {
         Ok(n) => n,
         Err(e) => {
             err_line(&[b"read response: ", e.name().unwrap_or("error").as_bytes()]);
