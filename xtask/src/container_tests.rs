@@ -154,7 +154,7 @@ fn cached(out: &Path, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> Res
 }
 
 /// A boot disk (the QEMU board's layout) with `system_img` as `autosvr/system.img`.
-fn boot_disk(t: &Target, units: &[(&str, &str)], name: &str) -> Result<PathBuf> {
+pub(crate) fn boot_disk(t: &Target, units: &[(&str, &str)], name: &str) -> Result<PathBuf> {
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let q = t.board.qemu.as_ref().context("no [qemu]")?;
     let busybox = crate::debian::busybox(&q.debian_arch)?;
@@ -255,7 +255,7 @@ pub fn debian_image() -> Result<PathBuf> {
 }
 
 /// Boots the guest with `disks`, waits for the console shell.
-fn boot(t: &Target, name: &str, disks: &[PathBuf]) -> Result<Vm> {
+pub(crate) fn boot(t: &Target, name: &str, disks: &[PathBuf]) -> Result<Vm> {
     let mut vm = t.boot_paths(name, "autoinit.boot=LABEL=AUTOSVR", disks)?;
     vm.expect(START, BOOT)?;
     vm.expect("autoinit: console: started", Duration::from_secs(120))?;
@@ -395,6 +395,11 @@ fn busybox(t: &Target) -> Result<()> {
     check(&vm, code == 127, format!("exec of a missing command returned {code}, expected 127"))?;
     let (_, code) = exec_in(&mut vm, "nonexistent", "true")?;
     check(&vm, code == 1, format!("exec into a unit that does not exist returned {code}, expected 1"))?;
+
+    // A start through the control socket is answered: the container's init holds none of
+    // PID 1's descriptors (the client would otherwise wait for the end of the response forever).
+    sh(&mut vm, &format!("{CLIENT} restart users"))?;
+    wait_state(&mut vm, "users", "running")?;
 
     // The user-namespaced container: root inside, uid 100000 outside.
     let map = exec_ok(&mut vm, "users", "cat /proc/self/uid_map")?;
