@@ -22,10 +22,14 @@ struct Options {
     runs: usize,
     /// Architectures whose boot stage is measured.
     boot_arches: Vec<Arch>,
+    /// `--only containers`: measure containers only and replace that section of the file.
+    only_containers: bool,
+    /// Whether the containers section is measured (not with `--no-containers`).
+    containers: bool,
 }
 
 fn options(args: &[String]) -> Result<Options> {
-    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new() };
+    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new(), only_containers: false, containers: true };
     let mut no_boot = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -43,7 +47,12 @@ fn options(args: &[String]) -> Result<Options> {
                 o.boot_arches.push(a);
             }
             "--no-boot" => no_boot = true,
-            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot])"),
+            "--no-containers" => o.containers = false,
+            "--only" => match it.next().map(String::as_str) {
+                Some("containers") => o.only_containers = true,
+                v => bail!("--only {}: expected containers", v.unwrap_or("(nothing)")),
+            },
+            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot] [--no-containers] [--only containers])"),
         }
     }
     if no_boot {
@@ -67,6 +76,14 @@ pub fn run(args: &[String]) -> Result<()> {
     let date = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().context("running date")?;
     let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
 
+    let path = crate::root().join("docs/benchmarks.md");
+    if opts.only_containers {
+        let section = crate::bench_containers::section(opts.runs.max(5), &date)?;
+        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
+        std::fs::write(&path, crate::bench_containers::splice(&old, &section)).with_context(|| format!("writing {}", path.display()))?;
+        println!("xtask: wrote the Containers section of {} ({:.0} s)", path.display(), started.elapsed().as_secs_f64());
+        return Ok(());
+    }
     let mut rows = String::new();
     let mut notes = String::new();
     let mut sizes: Vec<(Arch, u64)> = Vec::new();
@@ -120,7 +137,16 @@ whole files; KiB = 1024 bytes.
     if !opts.boot_arches.is_empty() {
         md.push_str(&boot_section(&opts, &date, &sizes)?);
     }
-    let path = crate::root().join("docs/benchmarks.md");
+    if opts.containers {
+        match crate::bench_containers::section(opts.runs.max(5), &date) {
+            Ok(s) => md.push_str(&s),
+            Err(e) => {
+                eprintln!("xtask: bench: containers: {e:#}");
+                let first = format!("{e:#}").lines().next().unwrap_or("").to_string();
+                let _ = write!(md, "\n## Containers\n\nNot measured: {first} (see target/qemu-logs/x86_64-bench-containers.log)\n");
+            }
+        }
+    }
     std::fs::write(&path, md).with_context(|| format!("writing {}", path.display()))?;
     println!("xtask: wrote {} ({:.0} s)", path.display(), started.elapsed().as_secs_f64());
     Ok(())

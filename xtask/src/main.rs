@@ -4,6 +4,7 @@
 mod arch;
 mod bench;
 mod bench_boot;
+mod bench_containers;
 mod board;
 mod board_image;
 mod boot_stage_tests;
