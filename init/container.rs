@@ -395,6 +395,39 @@ fn become_init(log: &Log, name: &str) -> Result<(), i32> {
     }
 }
 
+/// Closes every fd above 2 except `keep`: this process never execs, so without this it would
+/// hold PID 1's descriptors (an accepted control connection, whose client then never sees the
+/// end of the response; other units' pipes; the listening sockets) for as long as the
+/// container runs. The fds are listed from /proc/self/fd (the container's /proc, mounted above).
+fn close_inherited(keep: Option<i32>) {
+    // Fds are collected first and closed after: closing while reading the directory is
+    // undefined. More than the capacity: another pass.
+    for _ in 0..8 {
+        let mut found: heapless::Vec<i32, 128> = heapless::Vec::new();
+        let Ok(dir) = fs::open(c"/proc/self/fd", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, 0) else { return };
+        let mut buf = [0u8; 2048];
+        let mut more = false;
+        while let Ok(n) = fs::getdents64(&dir, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            for e in fs::Dirents::new(buf.get(..n).unwrap_or(&[])) {
+                let Some(fd) = crate::text::parse_u64(e.name.to_bytes()).and_then(|v| i32::try_from(v).ok()) else { continue };
+                if fd > 2 && fd != dir.raw() && Some(fd) != keep && found.push(fd).is_err() {
+                    more = true;
+                }
+            }
+        }
+        drop(dir);
+        for fd in found {
+            drop(syscall::OwnedFd::adopt(fd));
+        }
+        if !more {
+            return;
+        }
+    }
+}
+
 /// The status the container's init exits with for the service's: its exit code, or 128 + N
 /// when signal N killed it (as a shell and tini report it).
 pub fn exit_code_of(status: process::WaitStatus) -> i32 {
@@ -410,6 +443,7 @@ pub fn exit_code_of(status: process::WaitStatus) -> i32 {
 /// left in the pid namespace).
 fn init_loop(log: &Log, name: &str, service: Pid, handled: SigSet) -> ! {
     let _ = process::set_name(c"autoinit");
+    close_inherited(log.kmsg_raw_fd());
     let sigfd = signal::signalfd(&handled, SfdFlags::CLOEXEC);
     if let Err(e) = &sigfd {
         log!(log, Level::Warn, name, ": container init: signalfd: ", *e, "; signals are not forwarded");

@@ -162,7 +162,7 @@ pub fn tmpfs_data<'b>(options: &str, buf: &'b mut [u8]) -> Option<&'b [u8]> {
         put(b",", &mut n)?;
         put(o.as_bytes(), &mut n)?;
     }
-    Some(&buf[..n.min(buf.len())])
+    buf.get(..n)
 }
 
 /// A character device of the container's `/dev`: name, major, minor.

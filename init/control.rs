@@ -125,7 +125,7 @@ fn query<'r>(req: &[u8], resp: &'r mut [u8; RESPONSE_BYTES]) -> Result<&'r [u8],
     // The manager answers a non-root client at once and closes: the send may then fail
     // (EPIPE, and no SIGPIPE thanks to MSG_NOSIGNAL) while its answer waits to be read.
     let sent = send_all(&fd, req);
-    let n = match read_answer(&fd, &mut resp[..]) {
+    let n = match read_answer(&fd, resp.as_mut_slice()) {
         Ok(n) => n,
         Err(e) => {
             err_line(&[b"read response: ", e.name().unwrap_or("error").as_bytes()]);

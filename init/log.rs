@@ -226,6 +226,11 @@ impl Log {
         Ok(())
     }
 
+    /// The fd of /dev/kmsg, for a process that closes every other inherited fd.
+    pub fn kmsg_raw_fd(&self) -> Option<i32> {
+        self.kmsg.as_ref().map(|fd| fd.raw())
+    }
+
     pub fn set_verbosity(&mut self, v: LogLevel) {
         self.verbosity = v;
     }

@@ -28,7 +28,8 @@ done
 # qemu-system-riscv64 and the OpenSBI firmware its virt machine boots with (-bios default).
 # g++ compiles libFuzzer for the fuzz targets (the libfuzzer-sys crate; `cargo xtask fuzz`
 # installs the nightly toolchain and cargo-fuzz itself).
-PKGS="g++ qemu-system-x86 qemu-system-arm qemu-system-misc qemu-system-riscv qemu-user-static cpio kmod squashfs-tools dosfstools mtools e2fsprogs fdisk util-linux tar coreutils gzip xz-utils zstd busybox-static"
+# debootstrap builds the Debian root with systemd of the container tests (container_tests.rs).
+PKGS="debootstrap g++ qemu-system-x86 qemu-system-arm qemu-system-misc qemu-system-riscv qemu-user-static cpio kmod squashfs-tools dosfstools mtools e2fsprogs fdisk util-linux tar coreutils gzip xz-utils zstd busybox-static"
 missing=""
 # (No `cmd | grep -q` under pipefail: grep exiting early makes cmd die of SIGPIPE, and the
 # check then fails at random.)

@@ -26,10 +26,14 @@ struct Options {
     only_upgrade: bool,
     /// `--no-upgrade`: leave the upgrade out of a whole run.
     no_upgrade: bool,
+    /// `--only containers`: measure containers only and replace that section of the file.
+    only_containers: bool,
+    /// Whether the containers section is measured (not with `--no-containers`).
+    containers: bool,
 }
 
 fn options(args: &[String]) -> Result<Options> {
-    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new(), only_upgrade: false, no_upgrade: false };
+    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new(), only_upgrade: false, no_upgrade: false, only_containers: false, containers: true };
     let mut no_boot = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -48,11 +52,13 @@ fn options(args: &[String]) -> Result<Options> {
             }
             "--no-boot" => no_boot = true,
             "--no-upgrade" => o.no_upgrade = true,
+            "--no-containers" => o.containers = false,
             "--only" => match it.next().map(String::as_str) {
                 Some("upgrade") => o.only_upgrade = true,
-                v => bail!("--only {}: expected upgrade", v.unwrap_or("")),
+                Some("containers") => o.only_containers = true,
+                v => bail!("--only {}: expected upgrade or containers", v.unwrap_or("(nothing)")),
             },
-            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] | --only upgrade)"),
+            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] [--no-containers] | --only upgrade|containers)"),
         }
     }
     if no_boot {
@@ -85,6 +91,13 @@ pub fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
 
+    if opts.only_containers {
+        let section = crate::bench_containers::section(opts.runs.max(5), &date)?;
+        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
+        std::fs::write(&path, crate::bench_containers::splice(&old, &section)).with_context(|| format!("writing {}", path.display()))?;
+        println!("xtask: wrote the Containers section of {} ({:.0} s)", path.display(), started.elapsed().as_secs_f64());
+        return Ok(());
+    }
     let mut rows = String::new();
     let mut notes = String::new();
     let mut sizes: Vec<(Arch, u64)> = Vec::new();
@@ -145,6 +158,16 @@ whole files; KiB = 1024 bytes.
                 eprintln!("xtask: bench: upgrade: {e:#}");
                 let first = format!("{e:#}").lines().next().unwrap_or("").to_string();
                 let _ = write!(md, "\n## On-the-fly upgrade\n\nNot measured: {first} (see target/qemu-logs/x86_64-bench-upgrade.log)\n");
+            }
+        }
+    }
+    if opts.containers {
+        match crate::bench_containers::section(opts.runs.max(5), &date) {
+            Ok(s) => md.push_str(&s),
+            Err(e) => {
+                eprintln!("xtask: bench: containers: {e:#}");
+                let first = format!("{e:#}").lines().next().unwrap_or("").to_string();
+                let _ = write!(md, "\n## Containers\n\nNot measured: {first} (see target/qemu-logs/x86_64-bench-containers.log)\n");
             }
         }
     }

@@ -99,7 +99,12 @@ impl Target {
         self.boot_with(name, extra_cmdline, &paths)
     }
 
-    fn boot_with(&self, name: &str, extra_cmdline: &str, disks: &[PathBuf]) -> Result<Vm> {
+    /// Boots a fresh guest with the disk images `disks` attached in order.
+    pub fn boot_paths(&self, name: &str, extra_cmdline: &str, disks: &[PathBuf]) -> Result<Vm> {
+        self.boot_with(name, extra_cmdline, disks)
+    }
+
+    pub(crate) fn boot_with(&self, name: &str, extra_cmdline: &str, disks: &[PathBuf]) -> Result<Vm> {
         self.boot_custom(name, extra_cmdline, disks, None, &[])
     }
 
@@ -310,7 +315,7 @@ pub const TESTS: &[Test] = &[
 
 /// The foundation's tests, then the boot stage's, supervision, persisting, the live upgrade.
 pub fn all_tests() -> impl Iterator<Item = &'static Test> {
-    TESTS.iter().chain(crate::boot_stage_tests::TESTS).chain(crate::supervise_tests::TESTS).chain(crate::upgrade_persist_tests::TESTS).chain(crate::upgrade_tests::TESTS)
+    TESTS.iter().chain(crate::boot_stage_tests::TESTS).chain(crate::supervise_tests::TESTS).chain(crate::upgrade_persist_tests::TESTS).chain(crate::upgrade_tests::TESTS).chain(crate::container_tests::TESTS)
 }
 
 /// Whether `--test filter` selects the test `name`: the same name, or its group.
