@@ -1,5 +1,7 @@
-//! `cargo xtask bench`: sizes of autoinit next to Debian's static busybox, and the boot stage
-//! against a busybox-shell script under QEMU (`bench_boot.rs`), written to docs/benchmarks.md.
+//! `cargo xtask bench`: sizes of autoinit next to Debian's static busybox, the boot stage
+//! against a busybox-shell script under QEMU (`bench_boot.rs`) and the service manager
+//! (`bench_supervise.rs`), written to docs/benchmarks.md. Each part has its own section between
+//! markers: `--only PART` rewrites that section and leaves the others as they are.
 //! Numbers are reported, never asserted.
 
 use crate::arch::Arch;
@@ -17,15 +19,46 @@ fn is_stripped(data: &[u8]) -> bool {
     !data.windows(8).any(|w| w == b".symtab\0")
 }
 
+/// The parts of `cargo xtask bench`, in the order of their sections.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum Part {
+    Size,
+    Boot,
+    Supervision,
+}
+
+impl Part {
+    const ALL: [Part; 3] = [Part::Size, Part::Boot, Part::Supervision];
+
+    fn name(self) -> &'static str {
+        match self {
+            Part::Size => "size",
+            Part::Boot => "boot",
+            Part::Supervision => "supervision",
+        }
+    }
+
+    fn begin(self) -> String {
+        format!("<!-- bench: {} begin -->", self.name())
+    }
+
+    fn end(self) -> String {
+        format!("<!-- bench: {} end -->", self.name())
+    }
+}
+
 /// The options of `cargo xtask bench`.
 struct Options {
     runs: usize,
     /// Architectures whose boot stage is measured.
     boot_arches: Vec<Arch>,
+    parts: Vec<Part>,
 }
 
+const USAGE: &str = "bench [--only size|boot|supervision]... [--runs N] [--arch A]... [--no-boot]";
+
 fn options(args: &[String]) -> Result<Options> {
-    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new() };
+    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new(), parts: Vec::new() };
     let mut no_boot = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -43,15 +76,61 @@ fn options(args: &[String]) -> Result<Options> {
                 o.boot_arches.push(a);
             }
             "--no-boot" => no_boot = true,
-            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot])"),
+            "--only" => {
+                let v = it.next().context("--only needs a part: size, boot or supervision")?;
+                for name in v.split(',') {
+                    let p = Part::ALL.into_iter().find(|p| p.name() == name).with_context(|| format!("--only {name}: not a part (size, boot, supervision)"))?;
+                    if !o.parts.contains(&p) {
+                        o.parts.push(p);
+                    }
+                }
+            }
+            other => bail!("unexpected argument '{other}' ({USAGE})"),
         }
     }
+    if o.parts.is_empty() {
+        o.parts = Part::ALL.to_vec();
+    }
     if no_boot {
+        if o.parts == [Part::Boot] {
+            bail!("--no-boot with --only boot leaves nothing to do");
+        }
+        o.parts.retain(|p| *p != Part::Boot);
+    }
+    if !o.parts.contains(&Part::Boot) {
         o.boot_arches.clear();
     } else if o.boot_arches.is_empty() {
         o.boot_arches = Arch::ALL.to_vec();
     }
     Ok(o)
+}
+
+/// The top of a fresh docs/benchmarks.md, before the sections.
+const PREAMBLE: &str = "# Benchmarks
+
+Produced by `cargo xtask bench`. Each section says when it was measured: `cargo xtask bench --only size|boot|supervision`
+measures one part and rewrites its section (between its `<!-- bench: ... -->` markers), leaving the others as they are.
+The numbers are measured and reported, never asserted by a test.
+";
+
+/// `doc` with the section of `part` replaced by `body` (markers added). A section not yet in
+/// the file goes before the first section that comes after it; a file without any section
+/// (missing, or older than the markers) starts again from [`PREAMBLE`].
+fn splice(doc: &str, part: Part, body: &str) -> String {
+    let block = format!("{}\n{}\n{}\n", part.begin(), body.trim_end(), part.end());
+    let doc = if doc.contains("<!-- bench: ") { doc.to_string() } else { format!("{PREAMBLE}\n") };
+    if let (Some(b), Some(e)) = (doc.find(&part.begin()), doc.find(&part.end())) {
+        if b < e {
+            let after = e + part.end().len();
+            let after = if doc[after..].starts_with('\n') { after + 1 } else { after };
+            return format!("{}{block}{}", &doc[..b], &doc[after..]);
+        }
+    }
+    let later = Part::ALL.iter().skip_while(|p| **p != part).skip(1).filter_map(|p| doc.find(&p.begin())).min();
+    match later {
+        Some(at) => format!("{}{block}\n{}", &doc[..at], &doc[at..]),
+        None => format!("{}{}{block}", doc, if doc.ends_with("\n\n") { "" } else { "\n" }),
+    }
 }
 
 fn loadavg() -> String {
@@ -66,7 +145,28 @@ pub fn run(args: &[String]) -> Result<()> {
     let rustc = String::from_utf8_lossy(&rustc.stdout).trim().to_string();
     let date = Command::new("date").args(["-u", "+%Y-%m-%d"]).output().context("running date")?;
     let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
+    let path = crate::root().join("docs/benchmarks.md");
+    let mut doc = std::fs::read_to_string(&path).unwrap_or_default();
 
+    if opts.parts.contains(&Part::Size) || opts.parts.contains(&Part::Boot) {
+        let (size_md, sizes) = size_section(&date, &rustc)?;
+        if opts.parts.contains(&Part::Size) {
+            doc = splice(&doc, Part::Size, &size_md);
+        }
+        if opts.parts.contains(&Part::Boot) {
+            doc = splice(&doc, Part::Boot, &boot_section(&opts, &date, &sizes)?);
+        }
+    }
+    if opts.parts.contains(&Part::Supervision) {
+        doc = splice(&doc, Part::Supervision, &crate::bench_supervise::section(&date)?);
+    }
+    std::fs::write(&path, doc).with_context(|| format!("writing {}", path.display()))?;
+    println!("xtask: wrote {} ({:.0} s)", path.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Builds autoinit for every arch and returns the section "Binary size" and the sizes.
+fn size_section(date: &str, rustc: &str) -> Result<(String, Vec<(Arch, u64)>)> {
     let mut rows = String::new();
     let mut notes = String::new();
     let mut sizes: Vec<(Arch, u64)> = Vec::new();
@@ -96,14 +196,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut md = String::new();
     let _ = write!(
         md,
-        "# Benchmarks
+        "## Binary size
 
-Produced by `cargo xtask bench` on {date} with `{rustc}`. The numbers are measured and
-reported, never asserted by a test; run the command again to refresh this file.
-
-## Binary size
-
-autoinit is the release build of `target/<triple>/release/autoinit` (`opt-level = \"z\"`, LTO,
+Measured on {date} with `{rustc}`. autoinit is the release build of `target/<triple>/release/autoinit` (`opt-level = \"z\"`, LTO,
 one codegen unit, `panic = \"abort\"`, `strip = true`: the file has no symbol table, which the
 command checks). For scale, the busybox columns give the size of Debian's statically linked
 `busybox` from the package `busybox-static` of the same Debian architecture (bookworm; riscv64
@@ -117,13 +212,7 @@ whole files; KiB = 1024 bytes.
     if !notes.is_empty() {
         let _ = write!(md, "\nNotes:\n\n{notes}");
     }
-    if !opts.boot_arches.is_empty() {
-        md.push_str(&boot_section(&opts, &date, &sizes)?);
-    }
-    let path = crate::root().join("docs/benchmarks.md");
-    std::fs::write(&path, md).with_context(|| format!("writing {}", path.display()))?;
-    println!("xtask: wrote {} ({:.0} s)", path.display(), started.elapsed().as_secs_f64());
-    Ok(())
+    Ok((md, sizes))
 }
 
 /// Measures the boot stage on each architecture and returns the section "Boot stage". An
@@ -149,7 +238,7 @@ fn boot_section(opts: &Options, date: &str, sizes: &[(Arch, u64)]) -> Result<Str
     let mut md = String::new();
     let _ = write!(
         md,
-        "\n## Boot stage\n\nMeasured on {date}: {} boots in {secs:.0} s on a host with {cpus} CPUs, load average {load_before} before and \
+        "## Boot stage\n\nMeasured on {date}: {} boots in {secs:.0} s on a host with {cpus} CPUs, load average {load_before} before and \
          {load_after} after (1, 5, 15 min).\n\n",
         results.iter().map(|r| r.samples_len()).sum::<usize>()
     );
@@ -177,4 +266,40 @@ fn boot_section(opts: &Options, date: &str, sizes: &[(Arch, u64)]) -> Result<Str
         let _ = write!(md, "Not measured:\n\n{failures}");
     }
     Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_are_replaced_between_markers_and_the_others_kept() {
+        // A file older than the markers starts again from the preamble.
+        let d = splice("# Benchmarks\nold text\n", Part::Supervision, "## Supervision\nv1\n");
+        assert!(d.starts_with(PREAMBLE) && !d.contains("old text"), "{d}");
+        assert!(d.ends_with("<!-- bench: supervision begin -->\n## Supervision\nv1\n<!-- bench: supervision end -->\n"), "{d}");
+        // A missing section goes before the later ones, in the order of the parts.
+        let d = splice(&d, Part::Size, "## Binary size\ns1");
+        let d = splice(&d, Part::Boot, "## Boot stage\nb1");
+        let at = |t: &str| d.find(t).unwrap();
+        assert!(at("## Binary size") < at("## Boot stage") && at("## Boot stage") < at("## Supervision"), "{d}");
+        // Replacing one leaves the others byte for byte.
+        let d2 = splice(&d, Part::Boot, "## Boot stage\nb2");
+        assert_eq!(d2.replace("b2", "b1"), d);
+        let d3 = splice(&d2, Part::Supervision, "## Supervision\nv2");
+        assert_eq!(d3.replace("v2", "v1"), d2);
+        assert_eq!(d3.matches("<!-- bench: supervision begin -->").count(), 1);
+    }
+
+    #[test]
+    fn only_selects_parts() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(options(&[]).unwrap().parts, Part::ALL);
+        let o = options(&args(&["--only", "supervision"])).unwrap();
+        assert_eq!((o.parts.as_slice(), o.boot_arches.is_empty()), ([Part::Supervision].as_slice(), true));
+        assert_eq!(options(&args(&["--no-boot"])).unwrap().parts, [Part::Size, Part::Supervision]);
+        assert_eq!(options(&args(&["--only", "boot,size"])).unwrap().parts, [Part::Boot, Part::Size]);
+        assert!(options(&args(&["--only", "speed"])).is_err());
+        assert!(options(&args(&["--only", "boot", "--no-boot"])).is_err());
+    }
 }

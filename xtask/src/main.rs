@@ -4,6 +4,7 @@
 mod arch;
 mod bench;
 mod bench_boot;
+mod bench_supervise;
 mod board;
 mod board_image;
 mod boot_stage_tests;
@@ -40,9 +41,11 @@ commands:
                         DURATION each (10m, 2h) and write the figures to docs/reliability.md
                         (`cargo xtask fuzz --help`)
   demo                  build and boot the x86_64 QEMU board to the rescue shell
-  bench [--runs N] [--arch A]... [--no-boot]
-                        measure sizes and the boot stage against a busybox script (QEMU;
-                        default: all five arches, 3 boots each) and write docs/benchmarks.md
+  bench [--only size|boot|supervision]... [--runs N] [--arch A]... [--no-boot]
+                        measure sizes, the boot stage against a busybox script (QEMU;
+                        default: all five arches, 3 boots each) and the service manager (PID 1's
+                        memory, respawn latency, reaping orphans; x86_64 QEMU) and write each
+                        part's section of docs/benchmarks.md (default: every part)
   syscall-suite [--arch A]...
                         run tests/syscall-suite under qemu-user (and natively where the host can)
   initramfs [--arch A]  fetch the QEMU board's kernel and build its test initramfs; print both paths
