@@ -33,6 +33,8 @@ const RESPAWN_GOAL_MS: f64 = 5.0;
 /// Orphans forked at once, and how many times.
 pub const ORPHANS: u32 = 10_000;
 pub const ORPHAN_ROUNDS: usize = 3;
+/// Rounds of the baseline: the same children reaped by their own parent.
+const BASELINE_ROUNDS: usize = 2;
 /// Guest memory for the orphan boot: the board's 256 MB gives the kernel a threads-max of
 /// about 2,000 (RAM / 128 KiB), too few for 10,000 processes at once.
 pub const ORPHAN_MEMORY_MB: u32 = 2048;
@@ -45,7 +47,7 @@ const SETTLE: Duration = Duration::from_secs(180);
 // Memory
 
 /// `/proc/1/status` keys reported, in this order.
-const STATUS_KEYS: [&str; 8] = ["VmRSS", "VmHWM", "RssAnon", "RssFile", "VmData", "VmStk", "VmExe", "VmPTE"];
+const STATUS_KEYS: [&str; 8] = ["VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem", "VmStk", "VmExe", "VmPTE"];
 
 /// One mapping of `/proc/1/smaps`.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,7 +210,8 @@ fn parse_respawns(log: &str) -> Result<Vec<Respawn>> {
         let marker = format!("/run/{name}");
         let r = Respawn {
             exit: at(&format!("respawn-probe: exit {marker}"), 0)?,
-            reaped: at(&format!("autoinit: {name}: main process (pid "), 0)?,
+            // A non-zero exit is logged as a warning (`autoinit: warning: NAME: ...`).
+            reaped: at(&format!(" {name}: main process (pid "), 0)?,
             forked: at(&format!("autoinit: {name}: started (pid "), 1)?,
             start: at(&format!("respawn-probe: start {marker}"), 1)?,
         };
@@ -234,6 +237,30 @@ const RESPAWN_CONSOLES: [Console; 2] = [
 struct RespawnResult {
     console: &'static Console,
     samples: Vec<Respawn>,
+    /// ms from busybox sh's kmsg line to the probe's start line, when sh execs the probe.
+    exec: Vec<f64>,
+}
+
+/// Exec samples of the baseline.
+const EXEC_SAMPLES: usize = 8;
+
+/// The exec alone, without autoinit: `sh -c` writes a kmsg line and execs the probe (which
+/// exits at once, its marker being new); the probe's start line comes after the exec.
+fn exec_baseline(vm: &mut Vm) -> Result<Vec<f64>> {
+    let cmd = format!(
+        "for i in $(seq 1 {EXEC_SAMPLES}); do sh -c \"echo bench: exec /run/base$i > /dev/kmsg; exec notify-daemon --respawn-probe /run/base$i\"; sleep 0.3; done"
+    );
+    vm.run_status(&cmd, SETTLE)?;
+    let log = vm.run("dmesg | grep -E 'bench: exec|respawn-probe: start /run/base'")?;
+    let mut v = Vec::new();
+    for i in 1..=EXEC_SAMPLES {
+        let at = |needle: String| log.lines().find(|l| l.ends_with(&needle)).and_then(stamp);
+        match (at(format!("bench: exec /run/base{i}")), at(format!("respawn-probe: start /run/base{i}"))) {
+            (Some(a), Some(b)) if b >= a => v.push((b - a) * 1000.0),
+            _ => return Err(vm.fail(format!("exec baseline {i}: no pair of lines in:\n{log}"))),
+        }
+    }
+    Ok(v)
 }
 
 fn measure_respawn(t: &Target, c: &'static Console, k: usize) -> Result<RespawnResult> {
@@ -244,13 +271,17 @@ fn measure_respawn(t: &Target, c: &'static Console, k: usize) -> Result<RespawnR
     to_console_shell(&mut vm, units.len())?;
     let deadline = Instant::now() + SETTLE;
     // Read the kernel log, not the console: with `quiet` the probes' lines are not on it.
-    let grep = "dmesg | grep -E 'respawn-probe|autoinit: probe'";
+    let grep = "dmesg | grep -E 'respawn-probe|probe[0-9]|bench: exec'";
+    // Nothing is typed while the probes respawn: the shell would compete with them.
+    std::thread::sleep(Duration::from_millis(PROBE_FIRST_EXIT_MS + PROBES as u64 * PROBE_GAP_MS + 3000));
     loop {
         let log = vm.run(grep)?;
         let restarted = log.lines().filter(|l| l.contains("respawn-probe: start")).count();
         if restarted >= 2 * PROBES {
             // Every probe has started twice; the log is complete.
-            return parse_respawns(&log).map(|samples| RespawnResult { console: c, samples }).map_err(|e| vm.fail(format!("{e:#}")));
+            let samples = parse_respawns(&log).map_err(|e| vm.fail(format!("{e:#}")))?;
+            let exec = exec_baseline(&mut vm)?;
+            return Ok(RespawnResult { console: c, samples, exec });
         }
         if Instant::now() >= deadline {
             return Err(vm.fail(format!("{restarted} probe starts after {} s, expected {}", SETTLE.as_secs(), 2 * PROBES)));
@@ -307,8 +338,10 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
 
 struct Orphans {
     rounds: Vec<Reap>,
-    /// `/proc/1/status` after the rounds.
-    status_after: Vec<(String, u64)>,
+    /// ms for `--children`: the same children reaped by their own parent.
+    baseline: Vec<f64>,
+    /// PID 1's resident memory after the rounds, KiB (sum of smaps Rss).
+    rss_after: u64,
     threads_max: String,
     pid_max: String,
 }
@@ -323,17 +356,25 @@ fn measure_orphans(t: &Target) -> Result<Orphans> {
     let mut rounds = Vec::new();
     for round in 1..=ORPHAN_ROUNDS {
         let before = cpu_ticks(&vm.run("cat /proc/1/stat")?);
-        let cmd = format!("notify-daemon --orphans {ORPHANS} > /tmp/orphans; notify-daemon --count-zombies $(cat /tmp/orphans)");
-        let (out, code) = vm.run_status(&cmd, SETTLE)?;
+        vm.run_status(&format!("notify-daemon --orphans {ORPHANS} --watch > /tmp/orphans"), SETTLE)?;
+        // The watcher prints its line when the last child is gone; nothing is typed meanwhile
+        // but this poll, every 2 s.
+        let deadline = Instant::now() + SETTLE;
+        let out = loop {
+            std::thread::sleep(Duration::from_secs(2));
+            let out = vm.run("cat /tmp/orphans")?;
+            if out.contains("count-zombies: ") || Instant::now() >= deadline {
+                break out;
+            }
+        };
         let after = cpu_ticks(&vm.run("cat /proc/1/stat")?);
-        let made = vm.run("cat /tmp/orphans")?;
-        let f: Vec<u64> = made.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        let f: Vec<u64> = out.lines().next().unwrap_or("").split_whitespace().filter_map(|w| w.parse().ok()).collect();
         let Some(mut r) = parse_count_zombies(&out) else {
-            return Err(vm.fail(format!("round {round}: no count-zombies line (status {code}); --orphans wrote '{made}':\n{out}")));
+            return Err(vm.fail(format!("round {round}: no count-zombies line in /tmp/orphans:\n{out}")));
         };
         r.children = match f.as_slice() {
             [_, min, max] if max >= min => max - min + 1,
-            _ => return Err(vm.fail(format!("round {round}: --orphans wrote '{made}'"))),
+            _ => return Err(vm.fail(format!("round {round}: --orphans wrote '{out}'"))),
         };
         r.pid1_ticks = after.zip(before).map_or(0, |(a, b)| a.saturating_sub(b));
         println!(
@@ -344,8 +385,17 @@ fn measure_orphans(t: &Target) -> Result<Orphans> {
         );
         rounds.push(r);
     }
-    let status_after = parse_proc_status(&vm.run("cat /proc/1/status")?);
-    Ok(Orphans { rounds, status_after, threads_max, pid_max })
+    let mut baseline = Vec::new();
+    for _ in 0..BASELINE_ROUNDS {
+        let out = vm.run_status(&format!("notify-daemon --children {ORPHANS}"), SETTLE)?.0;
+        let us = out.lines().find_map(|l| l.strip_prefix("children: elapsed_us=")).and_then(|r| r.split_whitespace().next()?.parse::<u64>().ok());
+        let Some(us) = us else { return Err(vm.fail(format!("no 'children:' line:\n{out}"))) };
+        println!("xtask: bench: baseline: {ORPHANS} children reaped by their parent in {:.0} ms", us as f64 / 1000.0);
+        baseline.push(us as f64 / 1000.0);
+    }
+    // smaps, not status: its Rss comes from the page tables (status showed 4 kB here once).
+    let rss_after = parse_smaps(&vm.run("cat /proc/1/smaps")?).iter().map(|m| m.rss_kib).sum();
+    Ok(Orphans { rounds, baseline, rss_after, threads_max, pid_max })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,7 +457,7 @@ pub fn section(date: &str) -> Result<String> {
         match measure_respawn(&t, c, k) {
             Ok(r) => {
                 let v: Vec<f64> = r.samples.iter().map(Respawn::total_ms).collect();
-                println!("xtask: bench: respawn ({}): median {:.2} ms, max {:.2} ms over {}", c.extra, median(v.clone()), max(&v), v.len());
+                println!("xtask: bench: respawn ({}): median {:.2} ms, max {:.2} ms over {}; exec alone {:.2} ms", c.extra, median(v.clone()), max(&v), v.len(), median(r.exec.clone()));
                 respawns.push(r)
             }
             Err(e) => fail(&format!("respawn latency ({})", if c.extra.is_empty() { "board command line" } else { c.extra }), e),
@@ -441,7 +491,7 @@ Every boot is the product flow with `{qemu_cmd}` (one vCPU, TCG) and the kernel 
 board plus `{CMDLINE}`: the boot stage mounts the boot disk's squashfs image, stage 2 runs from the tmpfs and
 autoinit is the service manager of the image's units in `/etc/autoinit/services`, generated by `xtask/src/bench_supervise.rs`.
 One unit is the console shell the bench types into (`ExecStart=/bin/sh` on the serial console, `Restart=always`), as in the
-supervision tests. Test programs are `tests/notify-daemon` modes (`--respawn-probe`, `--orphans`, `--count-zombies`).
+supervision tests. Test programs are `tests/notify-daemon` modes (`--respawn-probe`, `--orphans`, `--count-zombies`, `--children`).
 "
     );
 
@@ -453,9 +503,10 @@ supervision tests. Test programs are `tests/notify-daemon` modes (`--respawn-pro
 
 PID 1's `/proc/1/status` once every unit runs (checked with `autoinit status`), 2 s later and after one more
 `status` request. The services are `ExecStart=/bin/sleep 100000` units; the console shell is one more unit. kB = KiB.
+Stage 2 runs from its copy on the tmpfs root, so its text is shared memory (RssShmem), not RssFile.
 Goal (issue 4): VmRSS under {RSS_GOAL_KIB} KiB with 100 services.
 
-| services running | units | VmRSS | VmHWM | RssAnon | RssFile | VmData | VmStk | VmExe | VmPTE |
+| services running | units | VmRSS | VmHWM | RssAnon | RssFile | RssShmem | VmStk | VmExe | VmPTE |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 "
     );
@@ -470,7 +521,7 @@ Goal (issue 4): VmRSS under {RSS_GOAL_KIB} KiB with 100 services.
             cell("VmHWM"),
             cell("RssAnon"),
             cell("RssFile"),
-            cell("VmData"),
+            cell("RssShmem"),
             cell("VmStk"),
             cell("VmExe"),
             cell("VmPTE")
@@ -508,6 +559,9 @@ and restart decision, the fork, the child's set-up (it reads and parses the unit
 and the exec, so it is an upper bound of exit-to-exec. autoinit's own kmsg lines split it: the old process's exit line
 to `NAME: main process (pid N) exited with status 1` (exit, wake-up, reap), to the second `NAME: started (pid N)` (the
 restart decision, reading the unit file again, fork) and to the new start line (the child's set-up and exec).
+The last column is the exec alone, without autoinit, in the same boot: the console shell runs
+`sh -c \"echo bench: exec /run/baseN > /dev/kmsg; exec notify-daemon --respawn-probe /run/baseN\"` {EXEC_SAMPLES} times and
+the sample is the kernel timestamp of the probe's start line minus that of the shell's line (median).
 
 Why one sample per unit: with `RestartSec=0` the back-off (`init/restart.rs`) doubles 0 to 0, so consecutive quick
 failures are not slowed down, but the start limit marks a unit that starts more than {} times in {} s failed. Each probe
@@ -516,8 +570,8 @@ therefore fails once and gives its first respawn; the probes exit {PROBE_GAP_MS}
 the kernel prints every kmsg line (autoinit's three per respawn, the probe's two) on the 115200-baud serial console in the
 writer's context, and with `quiet`. Goal (issue 4): respawn under {RESPAWN_GOAL_MS} ms under TCG.
 
-| kernel command line | samples | median | max | min | median: exit → reaped | reaped → forked | forked → exec'd |
-|---|---:|---:|---:|---:|---:|---:|---:|
+| kernel command line | samples | median | max | min | median: exit → reaped | reaped → forked | forked → exec'd | baseline: sh → exec'd |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
 ",
         BURST_STARTS,
         BURST_WINDOW_S
@@ -527,7 +581,7 @@ writer's context, and with `quiet`. Goal (issue 4): respawn under {RESPAWN_GOAL_
         let part = |f: fn(&Respawn) -> f64| median(r.samples.iter().map(f).collect());
         let _ = writeln!(
             md,
-            "| {} | {} | **{:.2} ms** | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+            "| {} | {} | **{:.2} ms** | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
             r.console.label,
             v.len(),
             median(v.clone()),
@@ -535,7 +589,8 @@ writer's context, and with `quiet`. Goal (issue 4): respawn under {RESPAWN_GOAL_
             v.iter().copied().fold(f64::NAN, f64::min),
             part(|s| (s.reaped - s.exit) * 1000.0),
             part(|s| (s.forked - s.reaped) * 1000.0),
-            part(|s| (s.start - s.forked) * 1000.0)
+            part(|s| (s.start - s.forked) * 1000.0),
+            median(r.exec.clone())
         );
     }
     if !respawns.is_empty() {
@@ -566,13 +621,18 @@ writer's context, and with `quiet`. Goal (issue 4): respawn under {RESPAWN_GOAL_
         "
 ### Reaping orphans
 
-`notify-daemon --orphans {ORPHANS}`, run from the console shell, forks {ORPHANS} children that block reading a pipe whose
-write end only the parent holds, takes a CLOCK_MONOTONIC timestamp T0 and exits: the children are re-parented to PID 1
-and all see end-of-file at once, and exit. The shell then runs `notify-daemon --count-zombies T0 MIN MAX`, which reads
-`/proc` every 5 ms until no child is left (none of the pids MIN..MAX, or, once fewer than 64 are, none still named
-`bench-orphan`) and then counts the zombies of the whole system. The time is from T0 to the poll that found none left
-(the 5 ms poll is its resolution): it holds the children's wake-up and exit as well as PID 1's reaping, all on one
-vCPU. Not in batches: the guest has {ORPHAN_MEMORY_MB} MB for this boot (QEMU `-m`, instead of the board's {board_mb} MB,
+`notify-daemon --orphans {ORPHANS} --watch`, run from the console shell, forks a watcher, then {ORPHANS} children that
+block reading a pipe whose write end only the parent holds, takes a CLOCK_MONOTONIC timestamp T0, hands T0 and the
+children's pid range to the watcher and exits: the children are re-parented to PID 1 and all see end-of-file at once,
+and exit. The watcher counts as `notify-daemon --count-zombies T0 MIN MAX` does: it reads `/proc` every 5 ms until no
+child is left (none of the pids MIN..MAX, or, once fewer than 64 are, none still named `bench-orphan`), then counts the
+zombies of the whole system. (A first version ran `--count-zombies` from the shell after the parent's exit: its fork and
+exec queued behind 10,000 runnable children and its first poll came 13 to 35 s after T0, when almost every child was
+gone; the watcher is already asleep in its poll loop, and a task waking from sleep is scheduled ahead of them.) The time
+is from T0 to the poll that found none left (the 5 ms poll is its resolution): it holds the children's wake-up and exit
+as well as PID 1's reaping, all on one vCPU. The baseline, `notify-daemon --children {ORPHANS}`, releases the same
+children the same way but reaps them itself with a blocking `wait4(-1)`: the same kernel work without PID 1; its time is
+from the release to the last reap. Not in batches: the guest has {ORPHAN_MEMORY_MB} MB for this boot (QEMU `-m`, instead of the board's {board_mb} MB,
 whose threads-max of about 2,000 would refuse the forks) and takes all {ORPHANS} at once. {ORPHAN_ROUNDS} rounds in one
 boot. Goal (issue 4): {ORPHANS} orphans reaped in under a second under TCG, zero zombies left.
 "
@@ -601,17 +661,18 @@ boot. Goal (issue 4): {ORPHANS} orphans reaped in under a second under TCG, zero
         }
         let times: Vec<f64> = o.rounds.iter().map(|r| r.elapsed_us as f64 / 1000.0).collect();
         let zombies: u64 = o.rounds.iter().map(|r| r.zombies + r.left).sum();
-        let rss = |k: &str| o.status_after.iter().find(|(s, _)| s == k).map_or("n/a".into(), |(_, v)| format!("{v} KiB"));
+        let base: Vec<String> = o.baseline.iter().map(|b| format!("{b:.0} ms")).collect();
         let _ = writeln!(
             md,
-            "\n**Goal**: median {:.0} ms, max {:.0} ms against {ORPHAN_GOAL_MS:.0} ms: {}; zombies and children left over all rounds: {zombies}: {}. \
-             PID 1's VmRSS after the rounds: {} (VmHWM {}): the orphans cost it no memory.\n",
+            "\nBaseline, the same {ORPHANS} children reaped by their own parent: {}.\n\n\
+             **Goal**: median {:.0} ms, max {:.0} ms against {ORPHAN_GOAL_MS:.0} ms: {}; zombies and children left over all rounds: {zombies}: {}. \
+             PID 1's resident memory after the rounds (sum of `/proc/1/smaps` Rss): {} KiB.\n",
+            if base.is_empty() { "not measured".to_string() } else { base.join(", ") },
             median(times.clone()),
             max(&times),
             met(max(&times) < ORPHAN_GOAL_MS),
             met(zombies == 0),
-            rss("VmRSS"),
-            rss("VmHWM")
+            o.rss_after
         );
     }
     if !failures.is_empty() {
@@ -664,7 +725,7 @@ mod tests {
             log += &format!("[{:12.6}] autoinit: {n}: started (pid {})\n", base, 100 + i);
             log += &format!("[{:12.6}] respawn-probe: start /run/{n}\n", base + 0.001);
             log += &format!("[{:12.6}] respawn-probe: exit /run/{n}\n", base + 0.5);
-            log += &format!("[{:12.6}] autoinit: {n}: main process (pid {}) exited with status 1\n", base + 0.5005, 100 + i);
+            log += &format!("[{:12.6}] autoinit: warning: {n}: main process (pid {}) exited with status 1\n", base + 0.5005, 100 + i);
             log += &format!("[{:12.6}] autoinit: {n}: started (pid {})\n", base + 0.502, 200 + i);
             log += &format!("[{:12.6}] respawn-probe: start /run/{n}\n", base + 0.504);
         }

@@ -7,6 +7,13 @@
 //!   see end-of-file at once; each then exits 0. Their stdio is /dev/null, so that nothing
 //!   (a shell's `$(...)`) waits for them. A failed fork ends the forking: the line still
 //!   comes, with the children made so far, and the exit status is 1.
+//!   With `--watch`, a watcher process forked before the children gets `T0_NS MIN_PID MAX_PID`
+//!   from the parent over a pipe and counts as `--count-zombies` does, printing its line to the
+//!   same stdout: it is already waiting when the children wake, whereas a command started
+//!   after the parent's exit waits behind every runnable child for its fork and exec.
+//! - `--children N`: the baseline. The same N blocked children, released by closing the
+//!   write end, reaped by this process itself with a blocking wait4(-1); prints
+//!   `children: elapsed_us=.. reaped=..` (from the release to the last reap).
 //! - `--count-zombies T0_NS MIN_PID MAX_PID`: polls `/proc` (one getdents pass every 5 ms)
 //!   until no child of `--orphans` is left: no pid in MIN..=MAX, or, once fewer than 64 are
 //!   (another process may have got a pid in the range), none named `bench-orphan`. It then reads the state of every process and
@@ -61,8 +68,13 @@ fn usage() -> ! {
 pub fn main(args: &Args) {
     match args.arg(1).map(CStr::to_bytes) {
         Some(b"--orphans") => {
+            let watch = args.arg(3) == Some(c"--watch");
+            let Some(n) = arg_u64(args, 2).filter(|_| args.argc() == 3 || (watch && args.argc() == 4)) else { usage() };
+            process::exit_group(orphans(n, watch))
+        }
+        Some(b"--children") => {
             let Some(n) = arg_u64(args, 2).filter(|_| args.argc() == 3) else { usage() };
-            process::exit_group(orphans(n))
+            process::exit_group(children(n))
         }
         Some(b"--count-zombies") => {
             let (Some(t0), Some(min), Some(max)) = (arg_u64(args, 2), arg_u64(args, 3), arg_u64(args, 4)) else { usage() };
@@ -89,26 +101,25 @@ pub fn main(args: &Args) {
     }
 }
 
-fn orphans(n: u64) -> i32 {
-    let (r, w) = match syscall::io::pipe2(true, false) {
-        Ok(p) => p,
-        Err(e) => {
-            say!("notify-daemon: pipe2: {}", en(e));
-            return EXIT_ERROR;
-        }
-    };
-    let null = match fs::open(c"/dev/null", OFlags::RDWR | OFlags::CLOEXEC, 0) {
-        Ok(fd) => fd,
-        Err(e) => {
-            say!("notify-daemon: open /dev/null: {}", en(e));
-            return EXIT_ERROR;
-        }
-    };
+/// The pipe the children block on and /dev/null for their stdio.
+fn orphan_pipe() -> Result<(OwnedFd, OwnedFd, OwnedFd), i32> {
+    let (r, w) = syscall::io::pipe2(true, false).map_err(|e| {
+        say!("notify-daemon: pipe2: {}", en(e));
+        EXIT_ERROR
+    })?;
+    let null = fs::open(c"/dev/null", OFlags::RDWR | OFlags::CLOEXEC, 0).map_err(|e| {
+        say!("notify-daemon: open /dev/null: {}", en(e));
+        EXIT_ERROR
+    })?;
+    Ok((r, w, null))
+}
+
+/// Forks up to `n` children blocked on `r`; returns (made, min pid, max pid, status).
+fn fork_children(n: u64, r: &OwnedFd, w: &OwnedFd, null: &OwnedFd, also_close: Option<&OwnedFd>) -> (u64, u64, u64, i32) {
     let (mut min, mut max, mut made) = (u64::MAX, 0u64, 0u64);
-    let mut status = EXIT_OK;
     while made < n {
         match process::fork() {
-            Ok(Fork::Child) => orphan(r, w, null),
+            Ok(Fork::Child) => orphan(r, w, null, also_close),
             Ok(Fork::Parent(pid)) => {
                 let p = u64::try_from(pid.0).unwrap_or(0);
                 min = min.min(p);
@@ -117,33 +128,113 @@ fn orphans(n: u64) -> i32 {
             }
             Err(e) => {
                 say!("notify-daemon: fork {} of {}: {}", made + 1, n, en(e));
-                status = EXIT_ERROR;
-                break;
+                return (made, if made == 0 { 0 } else { min }, max, EXIT_ERROR);
             }
         }
     }
-    if made == 0 {
-        min = 0;
-    }
+    (made, if made == 0 { 0 } else { min }, max, EXIT_OK)
+}
+
+fn orphans(n: u64, watch: bool) -> i32 {
+    let (r, w, null) = match orphan_pipe() {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    // The watcher is forked first, so that it is not in the children's pid range and is
+    // already waiting (in a sleep, which the scheduler favours) when they all wake up.
+    let report = if watch {
+        let (rr, rw) = match syscall::io::pipe2(true, false) {
+            Ok(p) => p,
+            Err(e) => {
+                say!("notify-daemon: pipe2: {}", en(e));
+                return EXIT_ERROR;
+            }
+        };
+        match process::fork() {
+            Ok(Fork::Child) => {
+                drop(w);
+                drop(rw);
+                watcher(rr)
+            }
+            Ok(Fork::Parent(_)) => Some(rw),
+            Err(e) => {
+                say!("notify-daemon: fork the watcher: {}", en(e));
+                return EXIT_ERROR;
+            }
+        }
+    } else {
+        None
+    };
+    let (_, min, max, status) = fork_children(n, &r, &w, &null, report.as_ref());
     let t0 = monotonic_ns();
     say!("{} {} {}", t0, min, max);
+    if let Some(rw) = report {
+        let mut l = crate::out::Line::new();
+        let _ = core::fmt::Write::write_fmt(&mut l, format_args!("{t0} {min} {max}\n"));
+        let _ = fs::write_all(&rw, l.as_bytes());
+    }
     // Exiting closes the write end: every child sees end-of-file.
     status
 }
 
-/// A child of `--orphans`: stdio on /dev/null, its copy of the write end closed, then it
-/// waits for end-of-file.
-fn orphan(r: OwnedFd, w: OwnedFd, null: OwnedFd) -> ! {
+/// The `--watch` process of `--orphans`: reads `T0 MIN MAX` from the parent, then counts as
+/// `--count-zombies` does.
+fn watcher(from: OwnedFd) -> ! {
+    let mut buf = [0u8; 128];
+    let mut len = 0;
+    while !buf.get(..len).unwrap_or(&[]).contains(&b'\n') {
+        match retry(|| fs::read(&from, buf.get_mut(len..).unwrap_or(&mut []))) {
+            Ok(0) | Err(_) => process::exit_group(EXIT_ERROR),
+            Ok(k) => len += k,
+        }
+    }
+    let line = buf.get(..len).unwrap_or(&[]);
+    let mut f = line.split(|&b| b == b' ' || b == b'\n').filter_map(parse_u64);
+    match (f.next(), f.next(), f.next()) {
+        (Some(t0), Some(min), Some(max)) => process::exit_group(count_zombies(t0, min, max)),
+        _ => process::exit_group(EXIT_ERROR),
+    }
+}
+
+/// `--children N`: the baseline. The same N blocked children, released by closing the write
+/// end; this process reaps them itself with blocking wait4(-1) and prints
+/// `children: elapsed_us=.. reaped=..` (from the close to the last reap).
+fn children(n: u64) -> i32 {
+    let (r, w, null) = match orphan_pipe() {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let (made, _, _, status) = fork_children(n, &r, &w, &null, None);
+    let t0 = monotonic_ns();
     drop(w);
+    let mut reaped = 0u64;
+    loop {
+        match process::wait4(-1, syscall::process::WaitFlags::EMPTY) {
+            Ok(Some(_)) => reaped += 1,
+            Ok(None) | Err(Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    say!("children: elapsed_us={} reaped={}", monotonic_ns().saturating_sub(t0) / 1000, reaped);
+    if reaped == made { status } else { EXIT_ERROR }
+}
+
+/// A child of `--orphans` and `--children`: stdio on /dev/null, its copies of the write ends
+/// closed, then it waits for end-of-file. (It exits without returning: the parent's
+/// `OwnedFd`s are never dropped here, so closing by number cannot close a reused fd.)
+fn orphan(r: &OwnedFd, w: &OwnedFd, null: &OwnedFd, also_close: Option<&OwnedFd>) -> ! {
+    let _ = fs::close(OwnedFd::adopt(w.raw()));
+    if let Some(fd) = also_close {
+        let _ = fs::close(OwnedFd::adopt(fd.raw()));
+    }
     let _ = process::set_name(ORPHAN_NAME);
     for fd in 0..3 {
-        if let Ok(d) = syscall::io::dup3(&null, fd, false) {
+        if let Ok(d) = syscall::io::dup3(null, fd, false) {
             let _ = d.into_raw();
         }
     }
-    drop(null);
     let mut b = [0u8; 1];
-    let _ = retry(|| fs::read(&r, &mut b));
+    let _ = retry(|| fs::read(r, &mut b));
     process::exit_group(0)
 }
 

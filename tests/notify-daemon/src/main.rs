@@ -40,7 +40,7 @@ use syscall::time::{self, Timespec};
 use syscall::{AsFd, Errno};
 
 pub const USAGE: &str = "usage: notify-daemon [--delay-ms N] [--fail] [--no-ready] [--mainpid-child] | --self-test DIR\n       \
-                         notify-daemon --orphans N | --count-zombies T0_NS MIN_PID MAX_PID | --respawn-probe MARKER [--kmsg PATH] [--delay-ms N]";
+                         notify-daemon --orphans N [--watch] | --children N | --count-zombies T0_NS MIN_PID MAX_PID | --respawn-probe MARKER [--kmsg PATH] [--delay-ms N]";
 
 /// Exit codes.
 pub const EXIT_OK: i32 = 0;
