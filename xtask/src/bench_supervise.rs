@@ -356,17 +356,13 @@ fn measure_orphans(t: &Target) -> Result<Orphans> {
     let mut rounds = Vec::new();
     for round in 1..=ORPHAN_ROUNDS {
         let before = cpu_ticks(&vm.run("cat /proc/1/stat")?);
-        vm.run_status(&format!("notify-daemon --orphans {ORPHANS} --watch > /tmp/orphans"), SETTLE)?;
-        // The watcher prints its line when the last child is gone; nothing is typed meanwhile
-        // but this poll, every 2 s.
-        let deadline = Instant::now() + SETTLE;
-        let out = loop {
-            std::thread::sleep(Duration::from_secs(2));
-            let out = vm.run("cat /tmp/orphans")?;
-            if out.contains("count-zombies: ") || Instant::now() >= deadline {
-                break out;
-            }
-        };
+        // The watcher writes its line once the last child is gone. The shell waits for it with
+        // builtins and a sleep: anything typed meanwhile would queue behind 10,000 runnable
+        // children (a first version's 20 s wait for the shell's echo timed out).
+        let cmd = format!(
+            "notify-daemon --orphans {ORPHANS} --watch > /tmp/orphans; until {{ read -r a && read -r b; }} < /tmp/orphans; do sleep 1; done; cat /tmp/orphans"
+        );
+        let (out, _) = vm.run_status(&cmd, SETTLE)?;
         let after = cpu_ticks(&vm.run("cat /proc/1/stat")?);
         let f: Vec<u64> = out.lines().next().unwrap_or("").split_whitespace().filter_map(|w| w.parse().ok()).collect();
         let Some(mut r) = parse_count_zombies(&out) else {
