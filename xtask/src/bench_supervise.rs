@@ -624,7 +624,8 @@ and exit. The watcher counts as `notify-daemon --count-zombies T0 MIN MAX` does:
 child is left (none of the pids MIN..MAX, or, once fewer than 64 are, none still named `bench-orphan`), then counts the
 zombies of the whole system. (A first version ran `--count-zombies` from the shell after the parent's exit: its fork and
 exec queued behind 10,000 runnable children and its first poll came 13 to 35 s after T0, when almost every child was
-gone; the watcher is already asleep in its poll loop, and a task waking from sleep is scheduled ahead of them.) The time
+gone. The watcher is forked before the children and waits on a pipe instead, but it too queues behind them: see
+its first poll in the table.) The time
 is from T0 to the poll that found none left (the 5 ms poll is its resolution): it holds the children's wake-up and exit
 as well as PID 1's reaping, all on one vCPU. The baseline, `notify-daemon --children {ORPHANS}`, releases the same
 children the same way but reaps them itself with a blocking `wait4(-1)`: the same kernel work without PID 1; its time is
