@@ -28,12 +28,16 @@ struct Options {
     no_upgrade: bool,
     /// `--only containers`: measure containers only and replace that section of the file.
     only_containers: bool,
+    /// `--only supervision`: measure the service manager only (bench_supervise.rs).
+    only_supervision: bool,
+    /// `--no-supervision`: leave it out of a whole run.
+    no_supervision: bool,
     /// Whether the containers section is measured (not with `--no-containers`).
     containers: bool,
 }
 
 fn options(args: &[String]) -> Result<Options> {
-    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new(), only_upgrade: false, no_upgrade: false, only_containers: false, containers: true };
+    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new(), only_upgrade: false, no_upgrade: false, only_containers: false, containers: true, only_supervision: false, no_supervision: false };
     let mut no_boot = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -53,12 +57,14 @@ fn options(args: &[String]) -> Result<Options> {
             "--no-boot" => no_boot = true,
             "--no-upgrade" => o.no_upgrade = true,
             "--no-containers" => o.containers = false,
+            "--no-supervision" => o.no_supervision = true,
             "--only" => match it.next().map(String::as_str) {
                 Some("upgrade") => o.only_upgrade = true,
                 Some("containers") => o.only_containers = true,
-                v => bail!("--only {}: expected upgrade or containers", v.unwrap_or("(nothing)")),
+                Some("supervision") => o.only_supervision = true,
+                v => bail!("--only {}: expected upgrade, containers or supervision", v.unwrap_or("(nothing)")),
             },
-            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] [--no-containers] | --only upgrade|containers)"),
+            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] [--no-containers] [--no-supervision] | --only upgrade|containers|supervision)"),
         }
     }
     if no_boot {
@@ -91,6 +97,13 @@ pub fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
 
+    if opts.only_supervision {
+        let section = crate::bench_supervise::section(&date)?;
+        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
+        std::fs::write(&path, replace_section(&old, "\n## Supervision", &section)).with_context(|| format!("writing {}", path.display()))?;
+        println!("xtask: wrote the supervision section of {} ({:.0} s)", path.display(), started.elapsed().as_secs_f64());
+        return Ok(());
+    }
     if opts.only_containers {
         let section = crate::bench_containers::section(opts.runs.max(5), &date)?;
         let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
@@ -158,6 +171,16 @@ whole files; KiB = 1024 bytes.
                 eprintln!("xtask: bench: upgrade: {e:#}");
                 let first = format!("{e:#}").lines().next().unwrap_or("").to_string();
                 let _ = write!(md, "\n## On-the-fly upgrade\n\nNot measured: {first} (see target/qemu-logs/x86_64-bench-upgrade.log)\n");
+            }
+        }
+    }
+    if !opts.no_supervision {
+        match crate::bench_supervise::section(&date) {
+            Ok(section) => md.push_str(&section),
+            Err(e) => {
+                eprintln!("xtask: bench: supervision: {e:#}");
+                let first = format!("{e:#}").lines().next().unwrap_or("").to_string();
+                let _ = write!(md, "\n## Supervision\n\nNot measured: {first}\n");
             }
         }
     }

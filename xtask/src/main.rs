@@ -4,8 +4,9 @@
 mod arch;
 mod bench;
 mod bench_boot;
-mod bench_upgrade;
 mod bench_containers;
+mod bench_supervise;
+mod bench_upgrade;
 mod board;
 mod board_image;
 mod boot_stage_tests;
@@ -45,14 +46,20 @@ commands:
                         run the libFuzzer targets of fuzz/ briefly (about a minute), or for
                         DURATION each (10m, 2h) and write the figures to docs/reliability.md
                         (`cargo xtask fuzz --help`)
-  demo [--interactive|--scripted]
-                        build v1 and v2 system images, boot v1 on the x86_64 QEMU board with
-                        its services and upgrade it live to v2 (scripted unless stdin is a
-                        terminal or --interactive: then the console is yours)
-  bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] | bench --only upgrade
-                        measure sizes and the boot stage against a busybox script (QEMU;
-                        default: all five arches, 3 boots each) and the on-the-fly upgrade
                         (x86_64), and write docs/benchmarks.md (--only upgrade: only its section)
+                        build v1 and v2 system images, boot v1 on the x86_64 QEMU board with
+                        default: all five arches, 3 boots each) and the on-the-fly upgrade
+                        default: all five arches, 3 boots each) and the service manager (PID 1's
+                        its services and upgrade it live to v2 (scripted unless stdin is a
+                        measure sizes and the boot stage against a busybox script (QEMU;
+                        measure sizes, the boot stage against a busybox script (QEMU;
+                        memory, respawn latency, reaping orphans; x86_64 QEMU) and write each
+                        part's section of docs/benchmarks.md (default: every part)
+                        terminal or --interactive: then the console is yours)
+  bench [--only size|boot|supervision]... [--runs N] [--arch A]... [--no-boot]
+  bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] | bench --only upgrade
+  demo                  build and boot the x86_64 QEMU board to the rescue shell
+  demo [--interactive|--scripted]
   syscall-suite [--arch A]...
                         run tests/syscall-suite under qemu-user (and natively where the host can)
   initramfs [--arch A]  fetch the QEMU board's kernel and build its test initramfs; print both paths

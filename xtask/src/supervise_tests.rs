@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The control client, as services and the shell find it.
-const CLIENT: &str = "/__autoinit__/autoinit";
+pub(crate) const CLIENT: &str = "/__autoinit__/autoinit";
 /// The non-root user of the image.
 const USER: &str = "svc";
 const USER_ID: u32 = 1000;
@@ -58,7 +58,7 @@ mod lines {
 // The images
 
 /// A unit file: `[Unit]` with a description (and `unit` lines), `[Service]` with `service`.
-fn unit_file(description: &str, unit: &[&str], service: &[&str]) -> String {
+pub(crate) fn unit_file(description: &str, unit: &[&str], service: &[&str]) -> String {
     let mut s = format!("[Unit]\nDescription={description}\n");
     for l in unit {
         s.push_str(l);
@@ -74,7 +74,7 @@ fn unit_file(description: &str, unit: &[&str], service: &[&str]) -> String {
 
 /// The shell the test types into: on the board's console, restarted if it exits; SIGHUP stops
 /// it (an interactive shell ignores SIGTERM).
-fn console_unit(console: &str) -> String {
+pub(crate) fn console_unit(console: &str) -> String {
     unit_file(
         "Shell on the serial console, for the test to type into",
         &[],
@@ -187,7 +187,7 @@ static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Builds the boot disk `disk-<name>.img` for `t`'s arch: the good image plus the test
 /// programs, a non-root user, /etc/issue and `units`.
-fn build_disk(t: &Target, name: &str, units: &[(String, String)]) -> Result<PathBuf> {
+pub(crate) fn build_disk(t: &Target, name: &str, units: &[(String, String)]) -> Result<PathBuf> {
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let q = t.board.qemu.as_ref().context("board without [qemu]")?;
     let busybox = crate::debian::busybox(&q.debian_arch)?;
@@ -230,7 +230,7 @@ fn await_line(vm: &Vm, what: &str, want: impl Fn(&str) -> bool, timeout: Duratio
 }
 
 /// Waits for a line containing `text` anywhere on the console.
-fn await_text(vm: &Vm, text: &str, timeout: Duration) -> Result<String> {
+pub(crate) fn await_text(vm: &Vm, text: &str, timeout: Duration) -> Result<String> {
     await_line(vm, &format!("a line containing '{text}'"), |l| l.contains(text), timeout)
 }
 
@@ -256,7 +256,7 @@ fn in_order(vm: &Vm, order: &[&str]) -> Result<()> {
 
 /// The kernel's timestamp of a console line (`[   12.345678] ...`), in seconds. Shell output
 /// may come first on the same line (`/ # [   12.345678] ...`).
-fn stamp(line: &str) -> Option<f64> {
+pub(crate) fn stamp(line: &str) -> Option<f64> {
     line.match_indices('[').find_map(|(i, _)| {
         let inner = line[i + 1..].split(']').next()?.trim();
         let (secs, frac) = inner.split_once('.')?;
@@ -340,7 +340,7 @@ fn sh(vm: &mut Vm, cmd: &str) -> Result<(String, i32)> {
 
 /// Boots to the console shell unit: the manager's load line, the shell's start line, and a
 /// shell that answers.
-fn to_console_shell(vm: &mut Vm, loaded: usize) -> Result<()> {
+pub(crate) fn to_console_shell(vm: &mut Vm, loaded: usize) -> Result<()> {
     await_text(vm, START, BOOT)?;
     await_text(vm, &lines::loaded(loaded), TO_SERVICES)?;
     await_text(vm, &lines::started("console"), STEP)?;

@@ -16,6 +16,9 @@
 //!
 //! A notification that cannot be sent is a line naming it and exit 1.
 //!
+//! `--orphans`, `--count-zombies` and `--respawn-probe` are the supervision benchmark's
+//! programs (see `bench.rs`).
+//!
 //! `notify-daemon --self-test DIR` runs the daemon against its own socket (see
 //! `self_test.rs`); `cargo xtask test --only syscalls` runs that under qemu-user.
 #![no_std]
@@ -23,6 +26,7 @@
 
 #[macro_use]
 mod out;
+mod bench;
 mod self_test;
 
 use core::ffi::CStr;
@@ -35,7 +39,8 @@ use syscall::signal::{self, MaskHow, SfdFlags, SigSet, Signal};
 use syscall::time::{self, Timespec};
 use syscall::{AsFd, Errno};
 
-pub const USAGE: &str = "usage: notify-daemon [--delay-ms N] [--fail] [--no-ready] [--mainpid-child] | --self-test DIR";
+pub const USAGE: &str = "usage: notify-daemon [--delay-ms N] [--fail] [--no-ready] [--mainpid-child] | --self-test DIR\n       \
+                         notify-daemon --orphans N [--watch] | --children N | --count-zombies T0_NS MIN_PID MAX_PID | --respawn-probe MARKER [--kmsg PATH] [--delay-ms N]";
 
 /// Exit codes.
 pub const EXIT_OK: i32 = 0;
@@ -178,6 +183,7 @@ fn program_main(args: Args) -> ! {
     if args.arg(1) == Some(c"--self-test") {
         self_test::run(&args);
     }
+    bench::main(&args);
     let o = match parse(&args) {
         Ok(o) => o,
         Err(bad) => {

@@ -269,6 +269,8 @@ pub fn run(args: &Args) -> ! {
     no_ready(&mut c, env.as_cstr());
     mainpid_child(&mut c, env.as_cstr());
     misuse(&mut c);
+    orphans(&mut c);
+    respawn_probe(&mut c, dir);
 
     say!("notify-daemon self-test: {} passed, {} failed", c.t.passed, c.t.failed);
     process::exit_group(if c.t.failed == 0 { 0 } else { 1 });
@@ -385,4 +387,75 @@ fn misuse(c: &mut Ctx<'_>) {
         c.expect_exit("bad-arg: exit 2", d.pid, EXIT_USAGE);
     }
     c.expect_nothing("misuse: nothing sent");
+}
+
+/// `--orphans 40`: its line names 40 pids; they are re-parented to us (a subreaper), each
+/// exits 0 once the parent is gone; then `--count-zombies` finds none of them left.
+fn orphans(c: &mut Ctx<'_>) {
+    const N: u64 = 40;
+    let Some(mut d) = c.launch("orphans: launch", &[c"--orphans", c"40"], None) else { return };
+    let mut line = [0u8; 256];
+    let got = d.out.next(&mut line).and_then(|n| line.get(..n));
+    let mut f = got.unwrap_or(&[]).split(|&b| b == b' ').map(crate::parse_u64);
+    let (Some(Some(t0)), Some(Some(min)), Some(Some(max)), None) = (f.next(), f.next(), f.next(), f.next()) else {
+        c.t.check("orphans: line", false, format_args!("expected 'T0_NS MIN MAX', got {:?}", got.map(B)));
+        return;
+    };
+    c.t.check("orphans: pid range", max >= min + N - 1, format_args!("{N} children in pids {min}..={max}"));
+    c.expect_exit("orphans: parent exits 0", d.pid, EXIT_OK);
+    let (mut reaped, mut clean) = (0u64, 0u64);
+    let deadline = time::clock_gettime(Clock::Monotonic).as_millis().saturating_add(TIMEOUT_MS);
+    while reaped < N && time::clock_gettime(Clock::Monotonic).as_millis() < deadline {
+        match process::wait4(-1, WaitFlags::NOHANG) {
+            Ok(Some((pid, st))) => {
+                if (min..=max).contains(&(pid.0 as u64)) {
+                    reaped += 1;
+                    clean += u64::from(st.exit_code() == Some(0));
+                }
+            }
+            Ok(None) | Err(Errno::EINTR) => {
+                let _ = time::sleep(Timespec::from_millis(10));
+            }
+            Err(_) => break,
+        }
+    }
+    c.t.eq("orphans: every child re-parented to us and exited 0", (reaped, clean), (N, N));
+    let args = [CBuf::new(format_args!("{t0}")), CBuf::new(format_args!("{min}")), CBuf::new(format_args!("{max}"))];
+    let Some(mut z) = c.launch("count-zombies: launch", &[c"--count-zombies", args[0].as_cstr(), args[1].as_cstr(), args[2].as_cstr()], None) else {
+        return;
+    };
+    let got = z.out.next(&mut line).and_then(|n| line.get(..n));
+    // Other processes of the host may be zombies: only our pids count here.
+    let ok = got.is_some_and(|l| l.starts_with(b"count-zombies: elapsed_us=") && l.windows(8).any(|w| w == b" left=0 "));
+    c.t.check("count-zombies: none left", ok, format_args!("{:?}", got.map(B)));
+    let _ = wait_exit(z.pid);
+}
+
+/// `--respawn-probe`: the first run writes start and exit lines and exits 1; the second
+/// finds the marker, writes its start line and stays.
+fn respawn_probe(c: &mut Ctx<'_>, dir: &CStr) {
+    let d = dir.to_str().unwrap_or(".");
+    let (marker, log) = (CBuf::new(format_args!("{d}/probe.marker")), CBuf::new(format_args!("{d}/probe.log")));
+    for p in [&marker, &log] {
+        let _ = fs::unlinkat(syscall::BorrowedFd::CWD, p.as_cstr(), fs::AtFlags::EMPTY);
+    }
+    let args = [c"--respawn-probe", marker.as_cstr(), c"--kmsg", log.as_cstr()];
+    let Some(first) = c.launch("probe: first run", &args, None) else { return };
+    c.expect_exit("probe: first run exits 1", first.pid, crate::EXIT_ERROR);
+    let Some(second) = c.launch("probe: second run", &args, None) else { return };
+    let want = CBuf::new(format_args!("respawn-probe: start {m}\nrespawn-probe: exit {m}\nrespawn-probe: start {m}\n", m = marker.as_cstr().to_str().unwrap_or("")));
+    let mut buf = [0u8; 512];
+    let mut text: &[u8] = &[];
+    for _ in 0..TIMEOUT_MS / 10 {
+        text = fs::open(log.as_cstr(), fs::OFlags::RDONLY, 0).ok().and_then(|fd| fs::read_full(&fd, &mut buf).ok()).and_then(|n| buf.get(..n)).unwrap_or(&[]);
+        if text.len() >= want.bytes().len() {
+            break;
+        }
+        let _ = time::sleep(Timespec::from_millis(10));
+    }
+    c.t.eq("probe: lines", B(text), B(want.bytes()));
+    let running = process::wait4(second.pid.0, WaitFlags::NOHANG);
+    c.t.check("probe: second run stays", matches!(running, Ok(None)), format_args!("wait4: {:?}", running.map(|r| r.map(|(_, s)| s.exit_code()))));
+    let _ = process::kill(second.pid.0, Signal::KILL);
+    let _ = wait_exit(second.pid);
 }
