@@ -96,6 +96,10 @@ impl<const N: usize, const BYTES: usize> EnvTable<N, BYTES> {
     }
 
     fn position(&self, name: &[u8]) -> Option<usize> {
+        // A name never holds '=': "A=1" must not find the entry "A=1=x" (A set to "1=x").
+        if name.contains(&b'=') {
+            return None;
+        }
         self.entries.iter().position(|&e| {
             let entry = self.entry(e);
             entry.strip_prefix(name).is_some_and(|rest| rest.first() == Some(&b'='))
@@ -497,6 +501,12 @@ mod tests {
         assert_eq!(t.lookup("A"), Some("again"));
         assert_eq!(t.lookup("B"), Some("two words"));
         assert_eq!(t.lookup("PAT"), None, "a prefix of a name is not the name");
+        // Found by fuzzing: a "name" with '=' matched the entry of its part before the '='.
+        t.set("C", "1=x").unwrap();
+        assert_eq!(t.lookup("C=1"), None);
+        assert!(!t.remove("C=1"));
+        assert_eq!(t.lookup("C"), Some("1=x"));
+        assert!(t.remove("C"));
         assert!(t.remove("PATH"));
         assert!(!t.remove("PATH"));
         assert_eq!(entries(&t), ["B=two words", "A=again"]);
