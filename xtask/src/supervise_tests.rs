@@ -13,6 +13,8 @@
 //! - `supervise_watchdog` (x86_64): an i6300esb watchdog armed at 3 s with QEMU set to power
 //!   off when it fires; the machine stays up for several timeouts, poweroff disarms it.
 //! - `supervise_basic` (aarch64 too): services start, `status`, poweroff.
+//! - `supervise_faults` (x86_64, in supervise_fault_tests.rs): a fork storm of orphans, an
+//!   output flood, 505 unit files, a full /run.
 
 use crate::arch::Arch;
 use crate::boot_tests::{check, Target, Test, BOOT, EXIT, START, STEP};
@@ -23,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The control client, as services and the shell find it.
-const CLIENT: &str = "/__autoinit__/autoinit";
+pub(crate) const CLIENT: &str = "/__autoinit__/autoinit";
 /// The non-root user of the image.
 const USER: &str = "svc";
 const USER_ID: u32 = 1000;
@@ -36,13 +38,13 @@ const STUBBORN_TIMEOUT_S: u64 = 3;
 /// /etc/issue of the image: the getty prints it on the second serial port.
 const ISSUE: &str = "autoinit test getty on the second serial port";
 /// From the start line to the manager's first lines (boot stage, modules, stage 2).
-const TO_SERVICES: Duration = Duration::from_secs(90);
+pub(crate) const TO_SERVICES: Duration = Duration::from_secs(90);
 /// For the watchdog test: how long the machine must stay up with the watchdog armed.
 const WATCHDOG_UP: Duration = Duration::from_secs(15);
 const WATCHDOG_SECS: u32 = 3;
 
 /// The console lines of the manager (see init/services.rs).
-mod lines {
+pub(crate) mod lines {
     pub fn loaded(n: usize) -> String {
         format!("autoinit: services: {n} units loaded from /etc/autoinit/services")
     }
@@ -58,7 +60,7 @@ mod lines {
 // The images
 
 /// A unit file: `[Unit]` with a description (and `unit` lines), `[Service]` with `service`.
-fn unit_file(description: &str, unit: &[&str], service: &[&str]) -> String {
+pub(crate) fn unit_file(description: &str, unit: &[&str], service: &[&str]) -> String {
     let mut s = format!("[Unit]\nDescription={description}\n");
     for l in unit {
         s.push_str(l);
@@ -74,7 +76,7 @@ fn unit_file(description: &str, unit: &[&str], service: &[&str]) -> String {
 
 /// The shell the test types into: on the board's console, restarted if it exits; SIGHUP stops
 /// it (an interactive shell ignores SIGTERM).
-fn console_unit(console: &str) -> String {
+pub(crate) fn console_unit(console: &str) -> String {
     unit_file(
         "Shell on the serial console, for the test to type into",
         &[],
@@ -90,7 +92,7 @@ fn console_unit(console: &str) -> String {
     )
 }
 
-fn daemon_unit() -> String {
+pub(crate) fn daemon_unit() -> String {
     unit_file("A long-running daemon", &[], &["ExecStart=/bin/sh -c 'echo daemon up; exec sleep 100000'", "Restart=always"])
 }
 
@@ -187,7 +189,7 @@ static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Builds the boot disk `disk-<name>.img` for `t`'s arch: the good image plus the test
 /// programs, a non-root user, /etc/issue and `units`.
-fn build_disk(t: &Target, name: &str, units: &[(String, String)]) -> Result<PathBuf> {
+pub(crate) fn build_disk(t: &Target, name: &str, units: &[(String, String)]) -> Result<PathBuf> {
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let q = t.board.qemu.as_ref().context("board without [qemu]")?;
     let busybox = crate::debian::busybox(&q.debian_arch)?;
@@ -215,7 +217,7 @@ fn build_disk(t: &Target, name: &str, units: &[(String, String)]) -> Result<Path
 // Reading the console
 
 /// Polls the whole console (not just past the cursor) until a line satisfies `want`.
-fn await_line(vm: &Vm, what: &str, want: impl Fn(&str) -> bool, timeout: Duration) -> Result<String> {
+pub(crate) fn await_line(vm: &Vm, what: &str, want: impl Fn(&str) -> bool, timeout: Duration) -> Result<String> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(l) = vm.text().lines().find(|l| want(l)) {
@@ -230,7 +232,7 @@ fn await_line(vm: &Vm, what: &str, want: impl Fn(&str) -> bool, timeout: Duratio
 }
 
 /// Waits for a line containing `text` anywhere on the console.
-fn await_text(vm: &Vm, text: &str, timeout: Duration) -> Result<String> {
+pub(crate) fn await_text(vm: &Vm, text: &str, timeout: Duration) -> Result<String> {
     await_line(vm, &format!("a line containing '{text}'"), |l| l.contains(text), timeout)
 }
 
@@ -241,7 +243,7 @@ fn line_no(text: &str, needle: &str) -> Option<usize> {
 
 /// Fails unless the console lines containing `order` appear, each once at least, in that
 /// order (first occurrences).
-fn in_order(vm: &Vm, order: &[&str]) -> Result<()> {
+pub(crate) fn in_order(vm: &Vm, order: &[&str]) -> Result<()> {
     let text = vm.text();
     let mut prev: Option<(usize, &str)> = None;
     for &n in order {
@@ -256,7 +258,7 @@ fn in_order(vm: &Vm, order: &[&str]) -> Result<()> {
 
 /// The kernel's timestamp of a console line (`[   12.345678] ...`), in seconds. Shell output
 /// may come first on the same line (`/ # [   12.345678] ...`).
-fn stamp(line: &str) -> Option<f64> {
+pub(crate) fn stamp(line: &str) -> Option<f64> {
     line.match_indices('[').find_map(|(i, _)| {
         let inner = line[i + 1..].split(']').next()?.trim();
         let (secs, frac) = inner.split_once('.')?;
@@ -266,18 +268,18 @@ fn stamp(line: &str) -> Option<f64> {
 }
 
 /// The pid in `autoinit: NAME: started (pid N)`.
-fn started_pid(line: &str) -> Option<u32> {
+pub(crate) fn started_pid(line: &str) -> Option<u32> {
     line.split("(pid ").nth(1)?.split(')').next()?.parse().ok()
 }
 
 /// One row of `autoinit status`.
 #[derive(Debug, Clone)]
-struct Row {
-    name: String,
-    state: String,
-    pid: Option<u32>,
-    restarts: u32,
-    last_exit: String,
+pub(crate) struct Row {
+    pub name: String,
+    pub state: String,
+    pub pid: Option<u32>,
+    pub restarts: u32,
+    pub last_exit: String,
 }
 
 /// Parses the rows of `autoinit status` output; kernel lines mixed in (`[ 1.2] ...`) and the
@@ -297,19 +299,19 @@ fn parse_status(out: &str) -> Vec<Row> {
 }
 
 /// `autoinit status`, parsed; fails unless it exits 0.
-fn status(vm: &mut Vm) -> Result<Vec<Row>> {
+pub(crate) fn status(vm: &mut Vm) -> Result<Vec<Row>> {
     let out = vm.run(&format!("{CLIENT} status"))?;
     let rows = parse_status(&out);
     check(vm, !rows.is_empty(), format!("`autoinit status` printed no rows:\n{out}"))?;
     Ok(rows)
 }
 
-fn row<'r>(vm: &Vm, rows: &'r [Row], name: &str) -> Result<&'r Row> {
+pub(crate) fn row<'r>(vm: &Vm, rows: &'r [Row], name: &str) -> Result<&'r Row> {
     rows.iter().find(|r| r.name == name).ok_or_else(|| vm.fail(format!("`autoinit status` has no row for {name}: {rows:?}")))
 }
 
 /// Fails unless unit `name` is in `state` (and, for `running`, has a pid).
-fn expect_state(vm: &Vm, rows: &[Row], name: &str, state: &str) -> Result<()> {
+pub(crate) fn expect_state(vm: &Vm, rows: &[Row], name: &str, state: &str) -> Result<()> {
     let r = row(vm, rows, name)?;
     check(vm, r.state == state, format!("{name} is {}, expected {state}: {r:?}", r.state))?;
     if state == "running" {
@@ -334,13 +336,13 @@ fn await_state(vm: &mut Vm, name: &str, state: &str, timeout: Duration) -> Resul
 }
 
 /// Runs `cmd`, returns (output, status).
-fn sh(vm: &mut Vm, cmd: &str) -> Result<(String, i32)> {
+pub(crate) fn sh(vm: &mut Vm, cmd: &str) -> Result<(String, i32)> {
     vm.run_status(cmd, STEP)
 }
 
 /// Boots to the console shell unit: the manager's load line, the shell's start line, and a
 /// shell that answers.
-fn to_console_shell(vm: &mut Vm, loaded: usize) -> Result<()> {
+pub(crate) fn to_console_shell(vm: &mut Vm, loaded: usize) -> Result<()> {
     await_text(vm, START, BOOT)?;
     await_text(vm, &lines::loaded(loaded), TO_SERVICES)?;
     await_text(vm, &lines::started("console"), STEP)?;
@@ -353,7 +355,7 @@ fn to_console_shell(vm: &mut Vm, loaded: usize) -> Result<()> {
 /// `autoinit poweroff` from the console shell: the control request line, every service
 /// stopped, the shutdown lines and QEMU's exit. Returns the kernel timestamps of the request
 /// line and of `reboot: Power down`.
-fn poweroff(vm: &mut Vm) -> Result<(f64, f64)> {
+pub(crate) fn poweroff(vm: &mut Vm) -> Result<(f64, f64)> {
     vm.send_line(&format!("{CLIENT} poweroff"))?;
     let req = vm.expect_line("autoinit: control request: powering off; stopping services", STEP)?;
     vm.expect("autoinit: all services stopped", Duration::from_secs(60))?;
@@ -784,6 +786,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "supervise", arches: &[Arch::X86_64], disks: &[], run: supervise },
     Test { name: "supervise_basic", arches: &[Arch::X86_64, Arch::Aarch64], disks: &[], run: supervise_basic },
     Test { name: "supervise_watchdog", arches: &[Arch::X86_64], disks: &[], run: supervise_watchdog },
+    // Issue 8's supervision faults: fork storm, output flood, 500 unit files, full /run.
+    Test { name: "supervise_faults", arches: &[Arch::X86_64], disks: &[], run: crate::supervise_fault_tests::supervise_faults },
 ];
 
 #[cfg(test)]
