@@ -16,14 +16,15 @@ use autoinit::control_proto::{
 };
 use autoinit::text::SliceWriter;
 
-/// The request as a line that should parse to it.
+/// The request as a line that should parse to it. Names get their `.service` suffix back:
+/// a name may itself end in `.service` (`status a.service.service` names `a.service`).
 fn print(r: &Request<'_>) -> String {
     match r {
         Request::Status(None) => "status".into(),
-        Request::Status(Some(n)) => format!("status {n}"),
-        Request::Start(n) => format!("start {n}"),
-        Request::Stop(n) => format!("stop {n}"),
-        Request::Restart(n) => format!("restart {n}"),
+        Request::Status(Some(n)) => format!("status {n}.service"),
+        Request::Start(n) => format!("start {n}.service"),
+        Request::Stop(n) => format!("stop {n}.service"),
+        Request::Restart(n) => format!("restart {n}.service"),
         Request::Reload => "reload".into(),
         Request::Poweroff => "poweroff".into(),
         Request::Reboot => "reboot".into(),
@@ -39,7 +40,7 @@ fn print(r: &Request<'_>) -> String {
             }
             s
         }
-        Request::Exec { name, command } => format!("exec {name} -- {}", command.as_str()),
+        Request::Exec { name, command } => format!("exec {name}.service -- {}", command.as_str()),
     }
 }
 
@@ -55,7 +56,7 @@ fn requests(data: &[u8]) {
     let whole = proto::parse_request(data);
     if let Ok(r) = &whole {
         if let Some(n) = names(r) {
-            assert_eq!(proto::unit_name(n), Ok(n), "name {n:?}");
+            assert_eq!(proto::unit_name(&format!("{n}.service")), Ok(n), "name {n:?}");
             let text = core::str::from_utf8(data).expect("a parsed request is UTF-8");
             assert!(borrowed_from(n, text));
         }
@@ -64,7 +65,10 @@ fn requests(data: &[u8]) {
         }
         let line = print(r) + "\n";
         assert!(line.len() <= data.len() + ".service".len(), "{line:?} longer than {data:?}");
-        assert_eq!(proto::parse_request(line.as_bytes()), Ok(*r), "parse-print-parse {line:?}");
+        // (The suffix may take a long `exec` line over the limit.)
+        if line.len() <= REQUEST_BYTES {
+            assert_eq!(proto::parse_request(line.as_bytes()), Ok(*r), "parse-print-parse {line:?}");
+        }
     }
     // The same bytes, as a stream socket may deliver them.
     let mut rng = Rng::new(data.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3)));
