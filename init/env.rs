@@ -96,6 +96,10 @@ impl<const N: usize, const BYTES: usize> EnvTable<N, BYTES> {
     }
 
     fn position(&self, name: &[u8]) -> Option<usize> {
+        // A name never holds '=': "A=1" must not find the entry "A=1=x" (A set to "1=x").
+        if name.contains(&b'=') {
+            return None;
+        }
         self.entries.iter().position(|&e| {
             let entry = self.entry(e);
             entry.strip_prefix(name).is_some_and(|rest| rest.first() == Some(&b'='))
@@ -250,12 +254,59 @@ pub fn assignments<const N: usize, const BYTES: usize>(
     }
 }
 
-/// Checks an `Environment=` value when the unit is loaded.
+/// UTF-8 validation one byte at a time (the Unicode table of well-formed sequences), for a
+/// word whose escapes (`\xff`, `\377`) can produce any byte and that is not kept anywhere.
+#[derive(Clone, Copy)]
+struct Utf8Check {
+    /// Continuation bytes still expected.
+    need: u8,
+    /// The range the next continuation byte must be in.
+    low: u8,
+    high: u8,
+    bad: bool,
+}
+
+impl Utf8Check {
+    const fn new() -> Self {
+        Utf8Check { need: 0, low: 0x80, high: 0xBF, bad: false }
+    }
+
+    fn push(&mut self, b: u8) {
+        if self.need > 0 {
+            self.bad |= b < self.low || b > self.high;
+            (self.need, self.low, self.high) = (self.need.saturating_sub(1), 0x80, 0xBF);
+            return;
+        }
+        (self.need, self.low, self.high) = match b {
+            0x00..=0x7F => (0, 0x80, 0xBF),
+            0xC2..=0xDF => (1, 0x80, 0xBF),
+            0xE0 => (2, 0xA0, 0xBF),
+            0xE1..=0xEC | 0xEE..=0xEF => (2, 0x80, 0xBF),
+            0xED => (2, 0x80, 0x9F),
+            0xF0 => (3, 0x90, 0xBF),
+            0xF1..=0xF3 => (3, 0x80, 0xBF),
+            0xF4 => (3, 0x80, 0x8F),
+            _ => {
+                self.bad = true;
+                (0, 0x80, 0xBF)
+            }
+        };
+    }
+
+    fn valid_end(&self) -> bool {
+        !self.bad && self.need == 0
+    }
+}
+
+/// Checks an `Environment=` value when the unit is loaded: everything [`assignments`] would
+/// refuse whatever the unit's name and the table's room.
 pub fn check_assignments(raw: &str) -> Result<(), EnvError> {
     let mut words = Words::new(raw);
     loop {
         let (mut len, mut name_ok, mut equals) = (0usize, true, false);
+        let mut utf8 = Utf8Check::new();
         let mut sink = |b: u8| {
+            utf8.push(b);
             if !equals {
                 if b == b'=' {
                     equals = true;
@@ -275,6 +326,9 @@ pub fn check_assignments(raw: &str) -> Result<(), EnvError> {
         }
         if !name_ok || len == 0 {
             return Err(EnvError::InvalidName);
+        }
+        if !utf8.valid_end() {
+            return Err(EnvError::NotUtf8);
         }
     }
 }
@@ -447,6 +501,12 @@ mod tests {
         assert_eq!(t.lookup("A"), Some("again"));
         assert_eq!(t.lookup("B"), Some("two words"));
         assert_eq!(t.lookup("PAT"), None, "a prefix of a name is not the name");
+        // Found by fuzzing: a "name" with '=' matched the entry of its part before the '='.
+        t.set("C", "1=x").unwrap();
+        assert_eq!(t.lookup("C=1"), None);
+        assert!(!t.remove("C=1"));
+        assert_eq!(t.lookup("C"), Some("1=x"));
+        assert!(t.remove("C"));
         assert!(t.remove("PATH"));
         assert!(!t.remove("PATH"));
         assert_eq!(entries(&t), ["B=two words", "A=again"]);
@@ -528,6 +588,33 @@ mod tests {
         assert_eq!(check_assignments("A.B=1"), Err(EnvError::InvalidName));
         assert_eq!(check_assignments("A=\"x"), Err(EnvError::UnterminatedQuote));
         assert_eq!(check_assignments(r"A=\q"), Err(EnvError::BadEscape));
+        // Escapes that make bytes which are not UTF-8 (found by fuzzing: the unit loaded,
+        // then every start failed with "value is not UTF-8").
+        assert_eq!(check_assignments(r"A=\xff"), Err(EnvError::NotUtf8));
+        assert_eq!(check_assignments(r"A=\303"), Err(EnvError::NotUtf8), "a cut sequence");
+        assert_eq!(check_assignments(r"A=\xed\xa0\x80"), Err(EnvError::NotUtf8), "a surrogate");
+        assert_eq!(check_assignments(r"A=\xc0\xaf"), Err(EnvError::NotUtf8), "an overlong form");
+        assert_eq!(check_assignments(r"A=\xc3\xa9 B=é\u00e9 C=\xf0\x9f\x98\x80"), Ok(()));
+    }
+
+    /// check_assignments accepts exactly the bytes core::str::from_utf8 accepts.
+    #[test]
+    fn utf8_check_agrees_with_core() {
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        for _ in 0..50_000 {
+            let mut bytes = std::vec::Vec::new();
+            for _ in 0..(seed % 6) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                // Mostly bytes where UTF-8's rules are.
+                let b = seed as u8;
+                bytes.push(if seed & 0x100 == 0 { 0x80 | (b & 0x7F) } else { b });
+            }
+            let mut c = Utf8Check::new();
+            bytes.iter().for_each(|&b| c.push(b));
+            assert_eq!(c.valid_end(), core::str::from_utf8(&bytes).is_ok(), "{bytes:x?}");
+        }
     }
 
     /// Debian's /etc/default/ssh and /etc/default/cron, plus the corners of the format.

@@ -1129,9 +1129,9 @@ impl<'a> Builder<'a> {
             }
             (Section::Service, "UMask") => {
                 u.umask = optional(value, |v| {
-                    let ok = !v.is_empty() && v.bytes().all(|b| matches!(b, b'0'..=b'7'));
-                    let n = v.bytes().try_fold(0u32, |acc, b| acc.checked_mul(8)?.checked_add(u32::from(b - b'0')));
-                    n.filter(|&n| ok && n <= 0o7777).ok_or("expected an octal mode up to 7777")
+                    // to_digit: a byte below '0' must be refused, not subtracted from.
+                    let n = v.bytes().try_fold(0u32, |acc, b| acc.checked_mul(8)?.checked_add(char::from(b).to_digit(8)?));
+                    n.filter(|&n| !v.is_empty() && n <= 0o7777).ok_or("expected an octal mode up to 7777")
                 })?;
             }
             (Section::Service, "NoNewPrivileges") => u.no_new_privileges = boolean(value)?,
@@ -1831,6 +1831,10 @@ CPUWeight=200
             ("Nice", "-21", "expected a nice level -20..19"),
             ("UMask", "0800", "expected an octal mode up to 7777"),
             ("UMask", "17777", "expected an octal mode up to 7777"),
+            // Bytes below '0' (found by fuzzing: they overflowed a subtraction).
+            ("UMask", "0 22", "expected an octal mode up to 7777"),
+            ("UMask", "-022", "expected an octal mode up to 7777"),
+            ("UMask", "0\u{2}27", "expected an octal mode up to 7777"),
             ("NoNewPrivileges", "2", "expected a boolean (yes/no, true/false, on/off, 1/0)"),
             ("MemoryMax", "101%", "expected a whole percentage 0%..100%"),
             ("MemoryMax", "12Q", "expected bytes (K, M, G, T suffixes), N% or infinity"),

@@ -3,7 +3,9 @@
 # Debian and of boards/*.toml, an excerpt of a Debian kernel's modules.dep (from the kernels
 # `cargo xtask` caches in ~/.cache/autoinit, when present), archives made by GNU tar, sidecars
 # made by sha256sum, partition tables made by sfdisk and superblocks made by mkfs.vfat,
-# mkfs.ext2/3/4 and mksquashfs (first few KiB only). Needs the packages of
+# mkfs.ext2/3/4 and mksquashfs (first few KiB only); Debian's unit files from
+# /lib/systemd/system, the host's /etc/default files, system accounts of /etc/passwd and
+# /etc/group, and records of /dev/kmsg (when readable). Needs the packages of
 # xtask/scripts/setup-host.sh and python3. Deterministic (fixed labels, UUIDs and times) except
 # for the time mkfs.vfat stamps on the volume-label entry of the FAT root directories.
 #
@@ -215,12 +217,206 @@ mountopts() {
   printf 'rw,ro,suid,nosuid,dev,nodev,exec,noexec,async,sync,atime,noatime,uid=1000,gid=1000' >"$d/every-flag"
 }
 
-all="cmdline legacy_env modules_dep tar sha256 partition superblock mounts mountopts"
+# Debian's unit files for common services, as shipped in /lib/systemd/system: those that
+# exist on this host (the list mixes simple daemons, oneshots, templates, gettys and heavily
+# sandboxed services); a few written for autoinit's own keys.
+UNITS="dpkg-db-backup polkit e2scrub_fail@ apt-daily getty-static dbus fstrim postgresql modprobe@ systemd-sysctl man-db rc-local procps console-getty serial-getty@ systemd-timesyncd user-runtime-dir@ e2scrub@"
+unit() {
+  fresh unit
+  local d="$SEEDS/unit" n=0
+  for u in $UNITS; do
+    f="/lib/systemd/system/$u.service"
+    [ -f "$f" ] || continue
+    cp "$f" "$d/debian-$u.service"
+    n=$((n + 1))
+  done
+  [ "$n" -gt 0 ] || echo "make-seeds: no /lib/systemd/system here: unit has the hand-written seeds only" >&2
+  cat >"$d/autoinit-web.service" <<'EOF'
+[Unit]
+Description=Web server for %n
+After=network.service data.mount
+Requires=network.service
+ConditionPathExists=|/etc/web.conf
+ConditionPathExists=!/run/web.disabled
+
+[Service]
+Type=notify
+ExecStartPre=-/usr/bin/web --check \
+    --config /etc/web.conf
+ExecStart=/usr/bin/web --listen ${PORT} $OPTS "quoted arg" 'single'
+ExecStop=:/bin/kill -TERM $MAINPID
+Environment=PORT=8080 "OPTS=-v -v" HOME=%h
+EnvironmentFile=-/etc/default/web
+User=www-data
+Group=www-data
+SupplementaryGroups=adm ssl-cert
+WorkingDirectory=~
+Restart=on-failure
+RestartSec=2s 500ms
+TimeoutStopSec=infinity
+StandardOutput=kmsg
+StandardError=file:/var/log/web.err
+LimitNOFILE=1024:4096
+Nice=-5
+UMask=0027
+NoNewPrivileges=yes
+CapabilityBoundingSet=CAP_NET_BIND_SERVICE
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+MemoryMax=64M
+TasksMax=50%
+CPUWeight=200
+X-Custom=ignored
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  cat >"$d/autoinit-container.service" <<'EOF'
+[Unit]
+Description=A container
+
+[Service]
+ExecStart=@/sbin/init container-init
+RootImage=/data/images/app.squashfs
+PrivatePIDs=init
+PrivateNetwork=yes
+PrivateUsers=100000:65536
+PrivateIPC=yes
+Hostname=app-1
+BindPaths=/data/app:/var/lib/app -/dev/dri:/dev/dri:norbind
+BindReadOnlyPaths=/etc/resolv.conf
+TemporaryFileSystem=/tmp:mode=1777,size=10% /run:ro
+EOF
+}
+
+exec_line() {
+  fresh exec_line
+  local d="$SEEDS/exec_line" i=0
+  # The ExecStart= lines of the unit seeds after their prefixes, with the environment a
+  # service gets (flags byte 0: $VAR expanded), and a few with `@` or `:` (flags 1, 2).
+  grep -h '^Exec[A-Za-z]*=' "$SEEDS"/unit/* | sed -E 's/^[A-Za-z]+=[-@:+!]*//' | sort -u | head -12 | while IFS= read -r line; do
+    i=$((i + 1))
+    printf '\0%s\001TERM=vt220\nPORT=8080\nOPTS=-v -v\nMAINPID=42\n' "$line" >"$d/exec-$i"
+  done
+  printf '\001/sbin/agetty agetty -o %s --noclear - $TERM\001TERM=linux' "'-p -- \\\\u'" >"$d/argv0"
+  printf '\002/bin/kill -TERM $MAINPID $$ ${X}' >"$d/no-expansion"
+  printf '\0/bin/echo \\x41\\101\\u00e9\\U0001F600 \\t\\n%%%% %%n %%i %%I "a b"c'"'"'d e'"'"' \\; ;' >"$d/escapes"
+}
+
+env_seeds() {
+  fresh env
+  local d="$SEEDS/env"
+  # Debian's /etc/default files are EnvironmentFile= files.
+  for f in /etc/default/*; do
+    [ -f "$f" ] && [ "$(wc -c <"$f")" -lt 8192 ] && cp "$f" "$d/default-$(basename "$f")"
+  done
+  grep -h '^Environment=' "$SEEDS"/unit/* | sed 's/^Environment=//' >"$d/environment-lines"
+  printf '%s\n' '# quoting as systemd reads it' 'export A=1' 'B="two words" ' "C='single \\n kept'" 'D=un\' 'continued' 'E="x\"y\\z\`\$"' 'F=  spaced  ' ';comment' 'G="multi' 'line"' 'H=%n$HOME' >"$d/quoting"
+  printf '%s\n' 'A=1' 'B=2' '-A' 'C=3' 'B=again' 'D=4' 'E=5' 'F=6' 'lower_case=ok' '9BAD=x' 'NOEQUALS' >"$d/table-ops"
+}
+
+passwd() {
+  fresh passwd
+  local d="$SEEDS/passwd"
+  # The host's system accounts (uid < 1000 and nobody), a login user as on a Raspberry Pi
+  # image, and the group file with the memberships such an image has.
+  {
+    awk -F: '$3 < 1000 || $3 == 65534' /etc/passwd
+    printf 'pi:x:1000:1000:,,,:/home/pi:/bin/bash\n'
+    printf '\001'
+    awk -F: '$3 < 1000 || $3 == 65534' /etc/group | sed -E 's/^(adm|sudo|video|audio|plugdev|dialout):x:([0-9]+):$/\1:x:\2:pi/'
+    printf 'pi:x:1000:\n\001pi\nwww-data\n33\npostgres\nnobody\n0\n'
+  } >"$d/debian"
+  printf 'root:x:0:0:root:/root:/bin/ash\r\n# comment\n+nis::::::\nbroken:x:12:oops:gecos:/home/broken:/bin/sh\nshort:x:13:13\ndup:x:40:40::/first:/bin/sh\ndup:x:41:41::/second:/bin/sh\nbig:x:4294967295:1::/:\n\001root:x:0:\nbad:x:z:dup\nwheel:x:10:dup,root\nwheel:x:11:dup\n\001dup\nbroken\n12\n65535\n4294967296\n' >"$d/malformed"
+}
+
+control_proto() {
+  fresh control_proto
+  local d="$SEEDS/control_proto"
+  # What `autoinit status|start|...` sends, one request per connection.
+  printf 'status\n' >"$d/status"
+  printf 'status sshd.service\n' >"$d/status-one"
+  printf 'restart web@site-1\n' >"$d/restart"
+  printf 'upgrade /data/autosvr/system-2.img --persist --settle 30\n' >"$d/upgrade"
+  printf 'upgrade\t/tmp/x.img  --settle 5\r\n' >"$d/upgrade-tabs"
+  printf 'exec web -- /bin/sh -c "ls -l /"\n' >"$d/exec"
+  printf 'rollback\n' >"$d/rollback"
+  printf 'poweroff\nreboot\n' >"$d/trailing"
+}
+
+notify_msg() {
+  fresh notify_msg
+  local d="$SEEDS/notify_msg"
+  # What sd_notify(3) callers send (systemd-notify, libsystemd's daemons).
+  printf 'READY=1\nSTATUS=Processing requests...\nMAINPID=4242\n' >"$d/ready"
+  printf 'WATCHDOG=1' >"$d/watchdog"
+  printf 'RELOADING=1\nMONOTONIC_USEC=123456789\n' >"$d/reloading"
+  printf 'STOPPING=1\nSTATUS=Shutting down\nERRNO=5\nEXIT_STATUS=3\n' >"$d/stopping"
+  printf 'FDSTORE=1\nFDNAME=listen\nEXTEND_TIMEOUT_USEC=5000000\nX_CUSTOM=1\nnot a pair\n' >"$d/unsupported"
+}
+
+outlog() {
+  fresh outlog
+  local d="$SEEDS/outlog"
+  # A service's output as its pipe delivers it, and records as read(2) returns them from
+  # /dev/kmsg (the kernel's own lines and autoinit's), with a continuation dictionary.
+  printf 'Server listening on 0.0.0.0 port 22.\r\n\tindented\x1b[0m\n\n%0300d\nlast line without newline' 0 >"$d/service-output"
+  printf '6,412,1843211,-;sshd[211]: Server listening on :: port 22.\n' >"$d/service-record"
+  printf '30,413,1843290,-;autoinit: service web started (pid 212)\n' >"$d/autoinit-record"
+  printf '4,414,1900000,-;web[212]: caf\\xc3\\xa9 \\x5c done\\x0a\n' >"$d/escaped-record"
+  printf '6,89,51201,-;pci 0000:00:01.0: [8086:7000] type 00 class 0x060100\n SUBSYSTEM=pci\n DEVICE=+pci:0000:00:01.0\n' >"$d/dict-record"
+  printf '5,78,61257,-;random: crng init done\n' >"$d/kernel-record"
+  # Real records of this host's kernel, when /dev/kmsg is readable: a few common lines and
+  # the first with a dictionary.
+  python3 - "$d" <<'PY' || true
+import os, re, sys
+fd = os.open('/dev/kmsg', os.O_RDONLY | os.O_NONBLOCK)
+common = re.compile(rb';(random: crng init done|Freeing unused kernel|clocksource: Switched|Run /)')
+kept, dict_kept = 0, False
+while kept < 4:
+    try:
+        rec = os.read(fd, 8192)
+    except OSError:
+        break
+    has_dict = b'\n ' in rec
+    if common.search(rec) or (has_dict and not dict_kept):
+        dict_kept |= has_dict
+        kept += 1
+        open(f'{sys.argv[1]}/kmsg-{kept}', 'wb').write(rec)
+PY
+}
+
+persist() {
+  fresh persist
+  local d="$SEEDS/persist"
+  # Trial markers and boot records as persist.rs writes them, and as a power cut leaves them.
+  printf '3\n' >"$d/marker"
+  printf '0\n' >"$d/marker-used"
+  printf '' >"$d/marker-empty"
+  printf '1' >"$d/marker-cut"
+  printf 'trial 2\n' >"$d/record-trial"
+  printf 'image\n' >"$d/record-image"
+  printf 'old\n' >"$d/record-old"
+  printf 'tri' >"$d/record-cut"
+}
+
+container_spec() {
+  fresh container_spec
+  local d="$SEEDS/container_spec"
+  # BindPaths=, TemporaryFileSystem=, PrivateUsers= and Hostname= values, as systemd.exec(5)
+  # and systemd-nspawn examples write them.
+  printf '/data/app:/var/lib/app -/dev/dri:/dev/dri:norbind /etc/resolv.conf\001/tmp:mode=1777,size=10%% /run:ro /var/cache:nr_inodes=1k\001100000:65536\001app-1.lan' >"$d/typical"
+  printf '/srv/../etc:/x\001/tmp/./y\0010:65536\001-bad' >"$d/escaping"
+  printf '/a::rbind /b:/c:\001/t:rw,ro,mode=0700\001yes\001a.b-c' >"$d/edge"
+}
+
+all="cmdline legacy_env modules_dep tar sha256 partition superblock mounts mountopts unit exec_line env passwd control_proto notify_msg outlog persist container_spec"
 for t in ${*:-$all}; do
   case "$t" in
     tar) tar_seeds ;;
     sha256) sha256_seeds ;;
-    cmdline | legacy_env | modules_dep | partition | superblock | mounts | mountopts) "$t" ;;
+    env) env_seeds ;;
+    cmdline | legacy_env | modules_dep | partition | superblock | mounts | mountopts | unit | exec_line | passwd | \
+      control_proto | notify_msg | outlog | persist | container_spec) "$t" ;;
     *) echo "make-seeds: unknown target $t (known: $all)" >&2; exit 2 ;;
   esac
 done

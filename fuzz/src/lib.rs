@@ -8,14 +8,23 @@
 //! fuzz/Cargo.toml`. README.md says how to add a target.
 
 pub mod cmdline;
+pub mod container_spec;
+pub mod control_proto;
+pub mod env;
+pub mod exec_line;
 pub mod legacy_env;
 pub mod modules_dep;
 pub mod mountopts;
 pub mod mounts;
+pub mod notify_msg;
+pub mod outlog;
 pub mod partition;
+pub mod passwd;
+pub mod persist;
 pub mod sha256;
 pub mod superblock;
 pub mod tar;
+pub mod unit;
 
 /// One fuzz target: its name (the `[[bin]]` in Cargo.toml, the file in fuzz_targets/, the
 /// directories in seeds/ and regressions/) and its check.
@@ -35,6 +44,15 @@ pub const TARGETS: &[Target] = &[
     Target { name: "superblock", check: superblock::check },
     Target { name: "mounts", check: mounts::check },
     Target { name: "mountopts", check: mountopts::check },
+    Target { name: "unit", check: unit::check },
+    Target { name: "exec_line", check: exec_line::check },
+    Target { name: "env", check: env::check },
+    Target { name: "passwd", check: passwd::check },
+    Target { name: "control_proto", check: control_proto::check },
+    Target { name: "notify_msg", check: notify_msg::check },
+    Target { name: "outlog", check: outlog::check },
+    Target { name: "persist", check: persist::check },
+    Target { name: "container_spec", check: container_spec::check },
 ];
 
 /// Whether `part` lies inside `whole` (a parser's output borrowed from its input).

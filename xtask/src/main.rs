@@ -23,6 +23,7 @@ mod images;
 mod initramfs;
 mod notify_daemon;
 mod qemu;
+mod supervise_fault_tests;
 mod supervise_tests;
 mod syscall_suite;
 mod test_cmd;

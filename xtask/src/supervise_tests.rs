@@ -13,6 +13,8 @@
 //! - `supervise_watchdog` (x86_64): an i6300esb watchdog armed at 3 s with QEMU set to power
 //!   off when it fires; the machine stays up for several timeouts, poweroff disarms it.
 //! - `supervise_basic` (aarch64 too): services start, `status`, poweroff.
+//! - `supervise_faults` (x86_64, in supervise_fault_tests.rs): a fork storm of orphans, an
+//!   output flood, 505 unit files, a full /run.
 
 use crate::arch::Arch;
 use crate::boot_tests::{check, Target, Test, BOOT, EXIT, START, STEP};
@@ -36,13 +38,13 @@ const STUBBORN_TIMEOUT_S: u64 = 3;
 /// /etc/issue of the image: the getty prints it on the second serial port.
 const ISSUE: &str = "autoinit test getty on the second serial port";
 /// From the start line to the manager's first lines (boot stage, modules, stage 2).
-const TO_SERVICES: Duration = Duration::from_secs(90);
+pub(crate) const TO_SERVICES: Duration = Duration::from_secs(90);
 /// For the watchdog test: how long the machine must stay up with the watchdog armed.
 const WATCHDOG_UP: Duration = Duration::from_secs(15);
 const WATCHDOG_SECS: u32 = 3;
 
 /// The console lines of the manager (see init/services.rs).
-mod lines {
+pub(crate) mod lines {
     pub fn loaded(n: usize) -> String {
         format!("autoinit: services: {n} units loaded from /etc/autoinit/services")
     }
@@ -90,7 +92,7 @@ pub(crate) fn console_unit(console: &str) -> String {
     )
 }
 
-fn daemon_unit() -> String {
+pub(crate) fn daemon_unit() -> String {
     unit_file("A long-running daemon", &[], &["ExecStart=/bin/sh -c 'echo daemon up; exec sleep 100000'", "Restart=always"])
 }
 
@@ -215,7 +217,7 @@ pub(crate) fn build_disk(t: &Target, name: &str, units: &[(String, String)]) -> 
 // Reading the console
 
 /// Polls the whole console (not just past the cursor) until a line satisfies `want`.
-fn await_line(vm: &Vm, what: &str, want: impl Fn(&str) -> bool, timeout: Duration) -> Result<String> {
+pub(crate) fn await_line(vm: &Vm, what: &str, want: impl Fn(&str) -> bool, timeout: Duration) -> Result<String> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(l) = vm.text().lines().find(|l| want(l)) {
@@ -241,7 +243,7 @@ fn line_no(text: &str, needle: &str) -> Option<usize> {
 
 /// Fails unless the console lines containing `order` appear, each once at least, in that
 /// order (first occurrences).
-fn in_order(vm: &Vm, order: &[&str]) -> Result<()> {
+pub(crate) fn in_order(vm: &Vm, order: &[&str]) -> Result<()> {
     let text = vm.text();
     let mut prev: Option<(usize, &str)> = None;
     for &n in order {
@@ -266,18 +268,18 @@ pub(crate) fn stamp(line: &str) -> Option<f64> {
 }
 
 /// The pid in `autoinit: NAME: started (pid N)`.
-fn started_pid(line: &str) -> Option<u32> {
+pub(crate) fn started_pid(line: &str) -> Option<u32> {
     line.split("(pid ").nth(1)?.split(')').next()?.parse().ok()
 }
 
 /// One row of `autoinit status`.
 #[derive(Debug, Clone)]
-struct Row {
-    name: String,
-    state: String,
-    pid: Option<u32>,
-    restarts: u32,
-    last_exit: String,
+pub(crate) struct Row {
+    pub name: String,
+    pub state: String,
+    pub pid: Option<u32>,
+    pub restarts: u32,
+    pub last_exit: String,
 }
 
 /// Parses the rows of `autoinit status` output; kernel lines mixed in (`[ 1.2] ...`) and the
@@ -297,19 +299,19 @@ fn parse_status(out: &str) -> Vec<Row> {
 }
 
 /// `autoinit status`, parsed; fails unless it exits 0.
-fn status(vm: &mut Vm) -> Result<Vec<Row>> {
+pub(crate) fn status(vm: &mut Vm) -> Result<Vec<Row>> {
     let out = vm.run(&format!("{CLIENT} status"))?;
     let rows = parse_status(&out);
     check(vm, !rows.is_empty(), format!("`autoinit status` printed no rows:\n{out}"))?;
     Ok(rows)
 }
 
-fn row<'r>(vm: &Vm, rows: &'r [Row], name: &str) -> Result<&'r Row> {
+pub(crate) fn row<'r>(vm: &Vm, rows: &'r [Row], name: &str) -> Result<&'r Row> {
     rows.iter().find(|r| r.name == name).ok_or_else(|| vm.fail(format!("`autoinit status` has no row for {name}: {rows:?}")))
 }
 
 /// Fails unless unit `name` is in `state` (and, for `running`, has a pid).
-fn expect_state(vm: &Vm, rows: &[Row], name: &str, state: &str) -> Result<()> {
+pub(crate) fn expect_state(vm: &Vm, rows: &[Row], name: &str, state: &str) -> Result<()> {
     let r = row(vm, rows, name)?;
     check(vm, r.state == state, format!("{name} is {}, expected {state}: {r:?}", r.state))?;
     if state == "running" {
@@ -334,7 +336,7 @@ fn await_state(vm: &mut Vm, name: &str, state: &str, timeout: Duration) -> Resul
 }
 
 /// Runs `cmd`, returns (output, status).
-fn sh(vm: &mut Vm, cmd: &str) -> Result<(String, i32)> {
+pub(crate) fn sh(vm: &mut Vm, cmd: &str) -> Result<(String, i32)> {
     vm.run_status(cmd, STEP)
 }
 
@@ -353,7 +355,7 @@ pub(crate) fn to_console_shell(vm: &mut Vm, loaded: usize) -> Result<()> {
 /// `autoinit poweroff` from the console shell: the control request line, every service
 /// stopped, the shutdown lines and QEMU's exit. Returns the kernel timestamps of the request
 /// line and of `reboot: Power down`.
-fn poweroff(vm: &mut Vm) -> Result<(f64, f64)> {
+pub(crate) fn poweroff(vm: &mut Vm) -> Result<(f64, f64)> {
     vm.send_line(&format!("{CLIENT} poweroff"))?;
     let req = vm.expect_line("autoinit: control request: powering off; stopping services", STEP)?;
     vm.expect("autoinit: all services stopped", Duration::from_secs(60))?;
@@ -784,6 +786,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "supervise", arches: &[Arch::X86_64], disks: &[], run: supervise },
     Test { name: "supervise_basic", arches: &[Arch::X86_64, Arch::Aarch64], disks: &[], run: supervise_basic },
     Test { name: "supervise_watchdog", arches: &[Arch::X86_64], disks: &[], run: supervise_watchdog },
+    // Issue 8's supervision faults: fork storm, output flood, 500 unit files, full /run.
+    Test { name: "supervise_faults", arches: &[Arch::X86_64], disks: &[], run: crate::supervise_fault_tests::supervise_faults },
 ];
 
 #[cfg(test)]

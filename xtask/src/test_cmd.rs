@@ -16,8 +16,8 @@ usage: cargo xtask test [--only unit|syscalls|boot|images|fuzz]... [--arch A]...
   --test NAME   only this boot test or group (repeatable): rescue_shell, respawn, signals,
                 cmdline_warnings, panic_policy; boot stage: main_path, legacy_env, device_names,
                 safe_mode, failures, or one case such as failures/no_device; service
-                manager: supervise, supervise_basic, supervise_watchdog; persisting
-                upgrades and trial boots: persist; live upgrade: upgrade
+                manager: supervise, supervise_basic, supervise_watchdog, supervise_faults;
+                persisting upgrades and trial boots: persist; live upgrade: upgrade; containers
   --jobs N      QEMU guests booted at a time (default 2)
 environment: AUTOINIT_TEST_INIT=PATH boots PATH as /init instead of a fresh build (debugging;
   `{arch}` in PATH becomes the architecture's name)";
