@@ -54,13 +54,13 @@ impl T {
 
 /// A NUL-terminated string built at run time.
 struct CBuf {
-    buf: [u8; 256],
+    buf: [u8; 1024],
     len: usize,
 }
 
 impl CBuf {
     fn new(args: fmt::Arguments<'_>) -> CBuf {
-        let mut c = CBuf { buf: [0; 256], len: 0 };
+        let mut c = CBuf { buf: [0; 1024], len: 0 };
         let _ = c.write_fmt(args);
         c
     }
@@ -444,7 +444,7 @@ fn respawn_probe(c: &mut Ctx<'_>, dir: &CStr) {
     c.expect_exit("probe: first run exits 1", first.pid, crate::EXIT_ERROR);
     let Some(second) = c.launch("probe: second run", &args, None) else { return };
     let want = CBuf::new(format_args!("respawn-probe: start {m}\nrespawn-probe: exit {m}\nrespawn-probe: start {m}\n", m = marker.as_cstr().to_str().unwrap_or("")));
-    let mut buf = [0u8; 512];
+    let mut buf = [0u8; 1024];
     let mut text: &[u8] = &[];
     for _ in 0..TIMEOUT_MS / 10 {
         text = fs::open(log.as_cstr(), fs::OFlags::RDONLY, 0).ok().and_then(|fd| fs::read_full(&fd, &mut buf).ok()).and_then(|n| buf.get(..n)).unwrap_or(&[]);
