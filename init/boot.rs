@@ -25,7 +25,8 @@ use syscall::{AsFd, BorrowedFd, Errno, OwnedFd};
 /// The new root, a tmpfs, while it is being built (a directory of the initramfs).
 const NEWROOT: &str = "/newroot";
 /// Top-level names of the image that are never linked: they are mount points or the root's own.
-const NOT_LINKED: &[&str] = &["_upgrade", "etc", "proc", "sys", "dev", "run", "tmp", "boot_disk", "data", "rofs_root", "__autoinit__"];
+/// Shared with the upgrade's resync (upgrade.rs), which must skip the same names.
+pub(crate) const NOT_LINKED: &[&str] = &["_upgrade", "etc", "proc", "sys", "dev", "run", "tmp", "boot_disk", "data", "rofs_root", "__autoinit__"];
 /// The largest modules.dep / modules.builtin read (Debian's full amd64 one is about 450 KiB).
 pub const MODULES_FILE_MAX: usize = 2 << 20;
 /// How many modules one boot loads, dependencies included.

@@ -21,8 +21,6 @@ use syscall::{io, BorrowedFd, Errno, OwnedFd};
 
 pub const ROFS: &CStr = c"/rofs_root";
 pub const UPGRADE_DIR: &CStr = c"/rofs_root/_upgrade";
-/// Names the root never links into the image (mount points and the root's own entries).
-const NOT_LINKED: &[&[u8]] = &[b"_upgrade", b"etc", b"proc", b"sys", b"dev", b"run", b"tmp", b"boot_disk", b"data", b"rofs_root", b"__autoinit__"];
 
 /// Exit codes of the swap child.
 pub mod exit {
@@ -274,7 +272,7 @@ pub fn resync_root(log: &Log) -> Resync {
     // New top-level entries.
     let _ = boot::for_each_entry(ROFS, |name, kind| {
         let n = name.to_bytes();
-        if NOT_LINKED.contains(&n) {
+        if boot::NOT_LINKED.iter().any(|x| x.as_bytes() == n) {
             return Ok(());
         }
         let Some(link) = Path::of(&[b"/", n]) else { return Ok(()) };
