@@ -48,4 +48,5 @@ pub mod tar;
 pub mod upgrade;
 pub mod text;
 pub mod unit;
+pub mod warm;
 pub mod watchdog;

@@ -303,6 +303,9 @@ pub const UPGRADE_TIMEOUT_MS: u64 = 30 * 60 * 1000;
 pub const UPGRADE_STEP_MS: u64 = 120_000;
 /// How long each restarted unit must stay up before the next one, unless `--settle` says.
 pub const DEFAULT_SETTLE_MS: u64 = 5_000;
+/// How long the upgrade waits for a unit's files to be read into the page cache before it
+/// stops the unit anyway (`warm.rs`).
+pub const WARM_MS: u64 = 10_000;
 
 /// Where an on-the-fly upgrade is (docs/upgrade.md).
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -354,6 +357,12 @@ struct Upgrade {
     done: Option<(bool, String<256>)>,
     /// The swap child's reason pipe (`upgrade::read_reason`).
     reason: Option<OwnedFd>,
+    /// The child reading `order[warm_pos]`'s files into the page cache (`warm.rs`).
+    warm: Option<Pid>,
+    /// The position last warmed (or being warmed); `usize::MAX` for none.
+    warm_pos: usize,
+    /// `order[pos]` is still running: it is stopped once its warm child is done.
+    stop_pending: bool,
 }
 
 impl Upgrade {
@@ -375,6 +384,9 @@ impl Upgrade {
             failure: String::new(),
             done: None,
             reason: None,
+            warm: None,
+            warm_pos: usize::MAX,
+            stop_pending: false,
         }
     }
 }
@@ -1284,6 +1296,11 @@ impl<'l> Manager<'l> {
             self.upgrade_child_done(status, now);
             return;
         }
+        if Some(pid) == self.upgrade.warm {
+            self.upgrade.warm = None;
+            self.changed = true;
+            return;
+        }
         let found = self.svcs.iter().position(|s| s.main == Some(pid) || s.ctl == Some(pid));
         let Some(i) = found else {
             self.orphans = self.orphans.wrapping_add(1);
@@ -1845,12 +1862,15 @@ impl<'l> Manager<'l> {
         u.requested_at = now;
         u.failure.clear();
         u.done = None;
+        u.warm_pos = usize::MAX;
+        u.stop_pending = false;
         Ok(())
     }
 
     fn finish_upgrade(&mut self, ok: bool, msg: &Line) {
         let level = if ok { Level::Info } else { Level::Error };
         log!(self.log, level, "upgrade: ", msg.as_bytes());
+        self.stop_warming();
         self.upgrade.phase = UpPhase::Idle;
         self.upgrade.done = Some((ok, short(msg.as_bytes())));
         self.changed = true;
@@ -1901,8 +1921,11 @@ impl<'l> Manager<'l> {
                 let r = crate::upgrade::resync_root(self.log);
                 let _ = crate::upgrade::detach_old(self.log);
                 log!(self.log, Level::Info, "upgrade: swapped back to the previous image (root: +", r.added, " -", r.removed, " links)");
-                // The units already restarted on the new image run the old one again.
-                let upto = self.upgrade.pos.saturating_add(1).min(self.upgrade.order.len());
+                // The units already restarted on the new image run the old one again (not
+                // order[pos] if it was still waiting for its warm child: never stopped).
+                let done = if self.upgrade.stop_pending { self.upgrade.pos } else { self.upgrade.pos.saturating_add(1) };
+                self.upgrade.stop_pending = false;
+                let upto = done.min(self.upgrade.order.len());
                 for k in 0..upto {
                     let Some(&i) = self.upgrade.order.get(k) else { continue };
                     if let Some(s) = self.svcs.get_mut(usize::from(i)) {
@@ -1946,13 +1969,47 @@ impl<'l> Manager<'l> {
         }
     }
 
-    /// Restarts `order[pos]`, or commits when every unit has been restarted.
+    /// Restarts `order[pos]` once its files are warm, or commits when every unit has been
+    /// restarted.
     fn restart_next(&mut self, now: u64) {
         let Some(&i) = self.upgrade.order.get(self.upgrade.pos) else {
             self.commit_upgrade(now);
             return;
         };
-        let i = usize::from(i);
+        if self.upgrade.warm_pos != self.upgrade.pos {
+            self.warm(self.upgrade.pos);
+        }
+        self.upgrade.phase = UpPhase::Restarting;
+        if self.upgrade.warm.is_some() {
+            // Stopped in upgrade_step once the warm child is done (or WARM_MS passed).
+            self.upgrade.stop_pending = true;
+            self.upgrade.step_deadline = now.saturating_add(WARM_MS);
+            return;
+        }
+        self.stop_for_upgrade(usize::from(i), now);
+    }
+
+    /// Forks the child that warms `order[pos]`'s files, if there is such a unit.
+    fn warm(&mut self, pos: usize) {
+        self.stop_warming();
+        self.upgrade.warm_pos = pos;
+        let Some(s) = self.upgrade.order.get(pos).and_then(|&i| self.svcs.get(usize::from(i))) else { return };
+        match crate::warm::spawn(self.log, s.name.as_str()) {
+            Ok(pid) => self.upgrade.warm = Some(pid),
+            // Not fatal: the unit starts from a cold cache.
+            Err(e) => log!(self.log, Level::Warn, "upgrade: warming ", s.name.as_str(), ": fork: ", e),
+        }
+    }
+
+    /// Kills a warm child still reading (it is reaped as an orphan would be).
+    fn stop_warming(&mut self) {
+        if let Some(pid) = self.upgrade.warm.take() {
+            let _ = process::kill(pid.raw(), Signal::KILL);
+        }
+    }
+
+    fn stop_for_upgrade(&mut self, i: usize, now: u64) {
+        self.upgrade.stop_pending = false;
         if let Some(s) = self.svcs.get_mut(i) {
             log!(self.log, Level::Info, "upgrade: restarting ", s.name.as_str(), " (", self.upgrade.pos + 1, "/", self.upgrade.order.len(), ")");
             s.backoff.reset();
@@ -1961,7 +2018,6 @@ impl<'l> Manager<'l> {
         }
         self.upgrade.down_since = now;
         self.upgrade.step_deadline = now.saturating_add(UPGRADE_STEP_MS);
-        self.upgrade.phase = UpPhase::Restarting;
         self.changed = true;
     }
 
@@ -1978,6 +2034,14 @@ impl<'l> Manager<'l> {
         };
         let failed = matches!(s.state, State::Failed | State::Backoff | State::Skipped) || (s.state == State::Inactive && !s.goal_up && !s.restart_after_stop);
         match phase {
+            UpPhase::Restarting if self.upgrade.stop_pending => {
+                if self.upgrade.warm.is_none() || now >= self.upgrade.step_deadline {
+                    self.stop_warming();
+                    self.stop_for_upgrade(usize::from(i), now);
+                    return true;
+                }
+                false
+            }
             UpPhase::Restarting => {
                 if s.state == State::Running && s.main.is_some() && !s.restart_after_stop {
                     let down = now.saturating_sub(self.upgrade.down_since);
@@ -1988,6 +2052,11 @@ impl<'l> Manager<'l> {
                     u.settle_restarts = restarts;
                     u.settle_until = now.saturating_add(u.settle_ms);
                     u.phase = UpPhase::Settling;
+                    // The next unit's files are read while this one settles.
+                    let next = u.pos.saturating_add(1);
+                    if self.upgrade.order.get(next).is_some() {
+                        self.warm(next);
+                    }
                     return true;
                 }
                 if failed {
@@ -2020,6 +2089,7 @@ impl<'l> Manager<'l> {
 
     fn rollback(&mut self, why: Line) {
         log!(self.log, Level::Error, "upgrade: ", why.as_bytes(), "; rolling back");
+        self.stop_warming();
         self.upgrade.failure = short(why.as_bytes());
         match crate::upgrade::spawn_swap_back(self.log) {
             Ok(pid) => {
