@@ -155,8 +155,12 @@ impl Config {
             n_stop: u.exec_stop.len() as u8,
             pre_ignore: ignore_bits(&u.exec_start_pre),
             start_ignore: ignore_bits(&u.exec_start),
-            kmsg: matches!(u.stdout, unit::StdOut::Kmsg | unit::StdOut::Inherit)
-                || matches!(u.stderr, unit::StdOut::Kmsg),
+            // `inherit` is the tty when stdin is one (spawn::open_output), kmsg otherwise.
+            kmsg: match u.stdout {
+                unit::StdOut::Kmsg => true,
+                unit::StdOut::Inherit => u.stdin != unit::StdIn::Tty,
+                _ => false,
+            } || matches!(u.stderr, unit::StdOut::Kmsg),
             clone_flags: crate::container_spec::clone_flags(u),
         }
     }

@@ -392,7 +392,8 @@ fn open_output<'s, 'p>(spec: &StdOut<'s>, stdin: StdIn, tty: &CStr, req: &Reques
     match spec {
         StdOut::Null => fs::open(c"/dev/null", OFlags::WRONLY | OFlags::NOCTTY, 0).map(Out::Fd).map_err(|e| (e, "null")),
         StdOut::Console => fs::open(c"/dev/console", OFlags::WRONLY | OFlags::NOCTTY, 0).map(Out::Fd).map_err(|e| (e, "console")),
-        StdOut::Tty if stdin == StdIn::Tty => Ok(Out::Stdin),
+        // `inherit` (the default with a tty on stdin, as in systemd): the tty of fd 0.
+        StdOut::Tty | StdOut::Inherit if stdin == StdIn::Tty => Ok(Out::Stdin),
         StdOut::Tty => fs::open(tty, OFlags::WRONLY | OFlags::NOCTTY, 0).map(Out::Fd).map_err(|e| (e, "tty")),
         StdOut::File(p) => open(p, OFlags::EMPTY).map_err(|(e, _)| (e, *p)),
         StdOut::Append(p) => open(p, OFlags::APPEND).map_err(|(e, _)| (e, *p)),

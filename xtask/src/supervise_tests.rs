@@ -37,6 +37,8 @@ const TASKS_MAX: u32 = 8;
 const STUBBORN_TIMEOUT_S: u64 = 3;
 /// /etc/issue of the image: the getty prints it on the second serial port.
 const ISSUE: &str = "autoinit test getty on the second serial port";
+/// What the getty unit's shell echoes before it execs getty: its stdout is the tty.
+const GETTY_STDOUT: &str = "getty-stdout-is-the-tty";
 /// From the start line to the manager's first lines (boot stage, modules, stage 2).
 pub(crate) const TO_SERVICES: Duration = Duration::from_secs(90);
 /// For the watchdog test: how long the machine must stay up with the watchdog armed.
@@ -167,7 +169,9 @@ fn full_units(console: &str, getty_tty: &str) -> Vec<(String, String)> {
             unit_file(
                 "A getty on the second serial port",
                 &[],
-                &[&format!("ExecStart=/sbin/getty -L 115200 {getty_tty} vt100"), "StandardInput=tty", &format!("TTYPath=/dev/{getty_tty}"), "Restart=always"],
+                // No StandardOutput=: with a tty on stdin it defaults to that tty (systemd's
+                // `inherit`), so the echo must reach the second port, not the kernel log.
+                &[&format!("ExecStart=/bin/sh -c 'echo {GETTY_STDOUT}; exec /sbin/getty -L 115200 {getty_tty} vt100'"), "StandardInput=tty", &format!("TTYPath=/dev/{getty_tty}"), "Restart=always"],
             ),
         ));
     }
@@ -666,6 +670,12 @@ fn getty(vm: &Vm, out: &Path) -> Result<()> {
     loop {
         let text = String::from_utf8_lossy(&std::fs::read(out).unwrap_or_default()).into_owned();
         if text.contains(ISSUE) && text.contains("login:") {
+            if !text.contains(GETTY_STDOUT) {
+                return Err(vm.fail(format!("the getty unit's stdout (no StandardOutput=, StandardInput=tty) did not reach its tty: no '{GETTY_STDOUT}' on the second serial port:\n{text}")));
+            }
+            if vm.text().contains(&format!("]: {GETTY_STDOUT}")) {
+                return Err(vm.fail("the getty unit's stdout went to the kernel log, not to its tty".to_string()));
+            }
             return Ok(());
         }
         if Instant::now() >= deadline {
