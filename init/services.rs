@@ -1237,14 +1237,37 @@ impl<'l> Manager<'l> {
     /// Unit `i` failed: what Requires= it and already runs is stopped, with the reason (one
     /// that still waits fails in `deps_ready`).
     fn stop_dependants(&mut self, i: usize) {
+        self.stop_requiring(i, "failed");
+    }
+
+    /// What Requires= unit `i`, directly or through other units, and is active is stopped,
+    /// each with a line naming the unit it needs and `why` (as systemd propagates a stop).
+    fn stop_requiring(&mut self, i: usize, why: &str) {
         let log = self.log;
-        let failed = self.svcs.get(i).map(|s| s.name.clone()).unwrap_or_default();
-        for (j, d) in self.svcs.iter_mut().enumerate() {
-            if j != i && d.requires.has(i) && d.goal_up && d.active() {
-                d.goal_up = false;
-                d.restart_after_stop = false;
-                log!(log, Level::Warn, d.name.as_str(), ": stopping: required unit ", failed.as_str(), " failed");
+        let mut stopped = Bits::default();
+        stopped.set(i);
+        // Each pass stops the dependants of the units stopped so far: at most one pass per
+        // unit, since every pass that goes on adds one.
+        for _ in 0..self.svcs.len() {
+            let mut more = false;
+            for j in 0..self.svcs.len() {
+                let Some(d) = self.svcs.get(j) else { continue };
+                if stopped.has(j) || !d.goal_up || !d.active() {
+                    continue;
+                }
+                let Some(req) = d.requires.iter().find(|&r| stopped.has(r)) else { continue };
+                let req_name = self.svcs.get(req).map(|r| r.name.clone()).unwrap_or_default();
+                if let Some(d) = self.svcs.get_mut(j) {
+                    d.goal_up = false;
+                    d.restart_after_stop = false;
+                    log!(log, Level::Warn, d.name.as_str(), ": stopping: required unit ", req_name.as_str(), " ", if req == i { why } else { "is stopping" });
+                }
+                stopped.set(j);
+                more = true;
                 self.changed = true;
+            }
+            if !more {
+                break;
             }
         }
     }
@@ -1663,6 +1686,7 @@ impl<'l> Manager<'l> {
                     s.restart_after_stop = false;
                 }
                 log!(self.log, Level::Info, "control: stop ", self.name(i));
+                self.stop_requiring(i, "is stopped");
                 self.changed = true;
                 self.wait_for(k, i, Want::Stopped);
             }

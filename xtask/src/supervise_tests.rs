@@ -134,6 +134,8 @@ fn full_units(console: &str, getty_tty: &str) -> Vec<(String, String)> {
         ("chain-c", unit_file("Bottom of the chain: takes a second", &[], &["Type=oneshot", "ExecStart=/bin/sleep 1"])),
         ("missing-req", unit_file("Requires a unit that does not exist", &["Requires=nosuch.service"], &[sleeper])),
         ("forky", unit_file("Three processes in its group", &[], &["ExecStart=/bin/sh -c 'sleep 100000 & sleep 100000 & exec sleep 100000'"])),
+        ("needs-forky", unit_file("Stopped when forky is stopped by hand", &["After=forky.service", "Requires=forky.service"], &[sleeper])),
+        ("needs-needs-forky", unit_file("Stopped through needs-forky", &["After=needs-forky.service", "Requires=needs-forky.service"], &[sleeper])),
         (
             "orphans",
             unit_file("Leaves children behind when it exits", &[], &["ExecStart=/bin/sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 30 & done; echo left 8 children'"]),
@@ -475,7 +477,7 @@ fn all_states(vm: &mut Vm) -> Result<()> {
     // orphans' main exits at once; peercred and oneshot finish quickly.
     await_state(vm, "peercred", "exited", STEP)?;
     let rows = status(vm)?;
-    for name in ["console", "daemon", "notifier", "after-notify", "limited", "chain-a", "chain-b", "forky", "stubborn", "warned", "removable", "getty"] {
+    for name in ["console", "daemon", "notifier", "after-notify", "limited", "chain-a", "chain-b", "forky", "needs-forky", "needs-needs-forky", "stubborn", "warned", "removable", "getty"] {
         expect_state(vm, &rows, name, "running")?;
     }
     for name in ["oneshot", "chain-c", "peercred"] {
@@ -590,13 +592,26 @@ fn stop_empties_group(vm: &mut Vm) -> Result<()> {
         let left = vm.run("cat /sys/fs/cgroup/autoinit/forky/cgroup.procs")?;
         check(vm, left.trim().is_empty(), format!("forky's group is not empty after stop: {left}"))?;
     }
+    // What Requires= forky, directly or not, is stopped with it and says why.
+    await_text(vm, "autoinit: warning: needs-forky: stopping: required unit forky is stopped", STEP)?;
+    await_text(vm, "autoinit: warning: needs-needs-forky: stopping: required unit needs-forky is stopping", STEP)?;
+    await_text(vm, &lines::unit("needs-needs-forky", "stopped"), STEP)?;
+    await_text(vm, &lines::unit("needs-forky", "stopped"), STEP)?;
     let rows = status(vm)?;
-    expect_state(vm, &rows, "forky", "inactive")?;
+    for name in ["forky", "needs-forky", "needs-needs-forky"] {
+        expect_state(vm, &rows, name, "inactive")?;
+    }
 
     let (out, code) = sh(vm, &format!("{CLIENT} start forky"))?;
     check(vm, code == 0, format!("`autoinit start forky` exited {code}: {out}"))?;
+    for name in ["needs-forky", "needs-needs-forky"] {
+        let (out, code) = sh(vm, &format!("{CLIENT} start {name}"))?;
+        check(vm, code == 0, format!("`autoinit start {name}` exited {code}: {out}"))?;
+    }
     let rows = status(vm)?;
-    expect_state(vm, &rows, "forky", "running")?;
+    for name in ["forky", "needs-forky", "needs-needs-forky"] {
+        expect_state(vm, &rows, name, "running")?;
+    }
     let pid = row(vm, &rows, "forky")?.pid;
     check(vm, pid.is_some_and(|p| !pids.contains(&p)), format!("forky runs as pid {pid:?} again after start: not a new process"))?;
     let (out, code) = sh(vm, &format!("{CLIENT} stop nosuch"))?;
