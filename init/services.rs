@@ -311,6 +311,18 @@ pub const DEFAULT_SETTLE_MS: u64 = 5_000;
 /// stops the unit anyway (`warm.rs`).
 pub const WARM_MS: u64 = 10_000;
 
+/// Why the unit directory is read.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum Scan {
+    /// The first time: every unit is new.
+    Boot,
+    /// `reload` or SIGHUP: new units start, removed ones stop, changed ones restart.
+    Reload,
+    /// After an upgrade's swap (or its rollback): as Reload, except that changed units only
+    /// take their new definition: the rolling restart restarts them.
+    Images,
+}
+
 /// Where an on-the-fly upgrade is (docs/upgrade.md).
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum UpPhase {
@@ -534,7 +546,7 @@ impl<'l> Manager<'l> {
     pub fn load(&mut self) -> usize {
         self.cgroups = cgroup::setup(self.log);
         self.open_sockets();
-        let (added, _, _) = self.scan(false);
+        let (added, _, _) = self.scan(Scan::Boot);
         if added > 0 {
             log!(self.log, Level::Info, "services: ", added, " units loaded from ", spawn::UNIT_DIR);
         }
@@ -571,7 +583,7 @@ impl<'l> Manager<'l> {
 
     /// Reads the unit directory. Adds new units, and with `reload` marks changed units for a
     /// restart and vanished ones for removal. Returns (added, changed, removed).
-    fn scan(&mut self, reload: bool) -> (usize, usize, usize) {
+    fn scan(&mut self, mode: Scan) -> (usize, usize, usize) {
         let log = self.log;
         let mut seen = Bits::default();
         let (mut added, mut changed, mut removed) = (0, 0, 0);
@@ -623,7 +635,10 @@ impl<'l> Manager<'l> {
                                 s.hash = loaded.0;
                                 s.cfg = loaded.1;
                                 changed += 1;
-                                if s.active() {
+                                if mode == Scan::Images {
+                                    // The upgrade restarts the running units itself, with
+                                    // the definition now in place.
+                                } else if s.active() {
                                     s.restart_after_stop = true;
                                     s.goal_up = false;
                                 } else if s.goal_up || matches!(s.state, State::Failed | State::Skipped) {
@@ -653,7 +668,7 @@ impl<'l> Manager<'l> {
         if too_many > 0 {
             log!(log, Level::Error, "services: more than ", MAX_SERVICES, " units: ", too_many, " not loaded");
         }
-        if reload {
+        if mode != Scan::Boot {
             for (i, s) in self.svcs.iter_mut().enumerate() {
                 if !seen.has(i) && !s.remove {
                     s.remove = true;
@@ -1498,8 +1513,17 @@ impl<'l> Manager<'l> {
         // SIGCHLD: reap() runs after every wake-up.
     }
 
+    /// The unit files of the image now in use: new units start, removed ones stop, changed
+    /// ones take their new definition (the upgrade restarts them). Logged only if any changed.
+    fn rescan_units(&mut self, what: &str) {
+        let (a, c, r) = self.scan(Scan::Images);
+        if a + c + r > 0 {
+            log!(self.log, Level::Info, what, ": unit files: ", a, " added, ", c, " changed, ", r, " removed");
+        }
+    }
+
     fn reload(&mut self) -> (usize, usize, usize) {
-        let (a, c, r) = self.scan(true);
+        let (a, c, r) = self.scan(Scan::Reload);
         log!(self.log, Level::Info, "reload: ", a, " added, ", c, " changed, ", r, " removed");
         (a, c, r)
     }
@@ -1925,6 +1949,7 @@ impl<'l> Manager<'l> {
                 let r = crate::upgrade::resync_root(self.log);
                 let took = now.saturating_sub(self.upgrade.requested_at);
                 log!(self.log, Level::Info, "upgrade: swapped to ", self.upgrade.path.as_str(), " ", took, " ms after the request (root: +", r.added, " -", r.removed, " links, /etc: +", r.etc_added, " -", r.etc_removed, ")");
+                self.rescan_units("upgrade");
                 self.plan_restarts();
                 self.upgrade.phase = UpPhase::Restarting;
                 self.upgrade.pos = 0;
@@ -1949,6 +1974,7 @@ impl<'l> Manager<'l> {
                 let r = crate::upgrade::resync_root(self.log);
                 let _ = crate::upgrade::detach_old(self.log);
                 log!(self.log, Level::Info, "upgrade: swapped back to the previous image (root: +", r.added, " -", r.removed, " links)");
+                self.rescan_units("rollback");
                 // The units already restarted on the new image run the old one again (not
                 // order[pos] if it was still waiting for its warm child: never stopped).
                 let done = if self.upgrade.stop_pending { self.upgrade.pos } else { self.upgrade.pos.saturating_add(1) };
@@ -1981,7 +2007,8 @@ impl<'l> Manager<'l> {
         for _ in 0..self.svcs.len() {
             let mut progress = false;
             for (i, s) in self.svcs.iter().enumerate() {
-                if placed.has(i) || s.state != State::Running {
+                // A unit the new image no longer has is stopping, not restarted.
+                if placed.has(i) || s.state != State::Running || s.remove {
                     continue;
                 }
                 let ready = s.after.iter().all(|j| placed.has(j) || self.svcs.get(j).is_none_or(|d| d.state != State::Running));

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Part of every key: change it when a recipe below changes.
-const RECIPE: &str = "autoinit-upgrade-images-2";
+const RECIPE: &str = "autoinit-upgrade-images-3";
 
 /// Where the running system finds the images (the boot disk's `upgrade/` directory).
 pub const GUEST_DIR: &str = "/boot_disk/upgrade";
@@ -129,8 +129,10 @@ fn unit(description: &str, unit_lines: &[&str], service: &[&str]) -> String {
     s
 }
 
-/// The unit files: (file name, text).
-fn units(console: &str) -> Vec<(String, String)> {
+/// The unit files: (file name, text). v2 stops the worker with SIGINT instead of SIGTERM: a
+/// definition PID 1 holds, so the upgrade must take it from the new image.
+fn units(console: &str, v: Variant) -> Vec<(String, String)> {
+    let kill_signal = if v.is_v2() { "KillSignal=SIGINT" } else { "KillSignal=SIGTERM" };
     let tty = format!("TTYPath=/dev/{console}");
     vec![
         (
@@ -155,7 +157,7 @@ fn units(console: &str) -> Vec<(String, String)> {
             unit(
                 "Needs the notifier; says which version it runs on",
                 &["After=notifier.service", "Requires=notifier.service"],
-                &["ExecStart=/bin/sh -c 'echo \"worker on $(cat /opt/app/VERSION)\"; exec sleep 1000000'", "Restart=on-failure"],
+                &["ExecStart=/bin/sh -c 'echo \"worker on $(cat /opt/app/VERSION)\"; exec sleep 1000000'", "Restart=on-failure", kill_signal],
             ),
         ),
     ]
@@ -196,7 +198,7 @@ fn tree(arch: Arch, board: &Board, busybox: &Path, notify: &[u8], v: Variant, tr
         nd.extend_from_slice(V2_MARKER);
     }
     images::put(tree, "usr/bin/notify-daemon", &nd, 0o755)?;
-    for (name, text) in units(&board.console) {
+    for (name, text) in units(&board.console, v) {
         images::put(tree, &format!("etc/autoinit/services/{name}"), text.as_bytes(), 0o644)?;
     }
     if v.is_v2() {

@@ -305,6 +305,8 @@ fn live(t: &Target) -> Result<()> {
         format!("autoinit: upgrade: {v2}: SHA-256 matches {v2}.sha256"),
         format!("autoinit: upgrade: {v2} on /dev/loop"),
         format!("autoinit: upgrade: swapped to {v2} "),
+        // v2's worker.service differs (KillSignal=SIGINT).
+        "autoinit: upgrade: unit files: 0 added, 1 changed, 0 removed".to_string(),
     ];
     for (k, u) in ui::UNITS.iter().enumerate() {
         want.push(format!("autoinit: upgrade: restarting {u} ({}/4)", k + 1));
@@ -342,6 +344,12 @@ fn live(t: &Target) -> Result<()> {
     check(&vm, pid1_after == pid1_start, format!("PID 1's start time changed from {pid1_start} to {pid1_after} ticks"))?;
     check(&vm, uptime_after > uptime_before, format!("the uptime went from {uptime_before} s to {uptime_after} s"))?;
     check(&vm, vm.text().matches(START).count() == 1, "autoinit started more than once")?;
+
+    // PID 1 took v2's definition of the worker: it stops it with v2's KillSignal=SIGINT.
+    let worker = rows_v2.iter().find(|r| r.name == "worker").and_then(|r| r.pid).context("no worker pid on v2")?;
+    let out = run(&mut vm, &format!("{CLIENT} restart worker"))?;
+    let killed = format!("autoinit: worker: main process (pid {worker}) was killed by SIGINT");
+    vm.expect(&killed, STEP).map_err(|e| vm.fail(format!("after `restart worker` on v2 ({out}): {e}")))?;
     poweroff(&mut vm)
 }
 
