@@ -195,6 +195,11 @@ pub fn parse(cmdline: &str) -> Parsed<'_> {
 }
 
 fn apply<'a>(s: &mut Settings<'a>, name: &str, value: Option<&'a str>) -> Result<(), &'static str> {
+    // Values end up in paths, mount options and log lines: no control characters (a
+    // terminal escape in a log line, a newline in a path).
+    if value.is_some_and(|v| v.bytes().any(|b| b.is_ascii_control())) {
+        return Err("control character in the value");
+    }
     // Every key but the flags needs a value.
     let need = || value.filter(|v| !v.is_empty()).ok_or("missing value");
     match name {
@@ -458,6 +463,19 @@ mod tests {
         assert_eq!(p.settings.boot, Some(DeviceSpec::Label("OLD DISK")));
         assert_eq!(p.settings.safe, 1);
         assert_eq!(p.settings.dir, "autosvr");
+    }
+
+    #[test]
+    fn control_characters_in_values_are_refused() {
+        for key in ["dir", "image", "init", "boot", "bootopts", "hostname"] {
+            let line = std::format!("autoinit.{key}=a\x1b[2Jb autoinit.log=debug");
+            let p = parse(&line);
+            let full = std::format!("autoinit.{key}");
+            assert_eq!(warnings(&p), [(full.as_str(), "control character in the value")], "{key}");
+            assert_eq!(p.settings.log, LogLevel::Debug, "the other keys still apply");
+        }
+        let p = parse(r"autoinit.image=sys\tem.img");
+        assert_eq!(p.settings.image, r"sys\tem.img", "a backslash is not a control character");
     }
 
     #[test]

@@ -57,6 +57,17 @@ impl Line {
         }
     }
 
+    /// As [`push`](Self::push), with every control byte shown as '?': text from outside
+    /// (a file name, a command-line value) cannot end the line or drive the terminal.
+    pub fn push_printable(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.push(&[if b.is_ascii_control() { b'?' } else { b }]);
+            if self.cut {
+                return;
+            }
+        }
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or(&[])
     }
@@ -254,7 +265,7 @@ impl Log {
             Level::Warn => text.push(b"warning: "),
             Level::Error | Level::Info | Level::Debug => {}
         }
-        text.push(msg.as_bytes());
+        text.push_printable(msg.as_bytes());
         if msg.is_cut() || text.is_cut() {
             text.push(b"...");
         }
@@ -335,6 +346,13 @@ mod tests {
         l.end();
         assert_eq!(l.as_bytes().len(), LINE_BYTES);
         assert_eq!(l.as_bytes().last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn outside_text_cannot_break_the_line() {
+        let mut l = Line::new();
+        l.push_printable(b"image=a\x1b[2J\nb\x7f\tc/\xc3\xa9");
+        assert_eq!(l.as_bytes(), b"image=a?[2J?b??c/\xc3\xa9", "UTF-8 is kept, control bytes are not");
     }
 
     #[test]
