@@ -269,6 +269,22 @@ fn extra_mounts(log: &Log, name: &str, u: &Unit<'_>, root: &[u8]) -> Result<(), 
             return Err(exit::NAMESPACE);
         }
     }
+    // A notify service reports to PID 1's socket: bound at the same path in its own root
+    // (the container's /run is a fresh tmpfs), as systemd-nspawn does with NOTIFY_SOCKET.
+    if u.service_type == crate::unit::ServiceType::Notify && !root.is_empty() {
+        let sock = spec::Bind {
+            source: crate::spawn::NOTIFY_SOCKET,
+            dest: crate::spawn::NOTIFY_SOCKET,
+            ignore_missing: true,
+            recursive: false,
+            read_only: false,
+        };
+        if let Some(dir) = crate::spawn::NOTIFY_SOCKET.rsplit_once('/').map(|(d, _)| d) {
+            let p = path(&[root, dir.as_bytes()]).map_err(|e| fail(log, name, "notify socket ", dir.as_bytes(), e))?;
+            mkdir(p.c(), 0o755).map_err(|e| fail(log, name, "mkdir ", dir.as_bytes(), e))?;
+        }
+        bind(log, name, &sock, root)?;
+    }
     for line in &u.temporary_file_system {
         let r = spec::tmpfs_list(line, |t| {
             count += 1;

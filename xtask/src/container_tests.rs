@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Part of every artefact key: change it when a recipe below changes.
-const RECIPE: &str = "autoinit-containers-1";
+const RECIPE: &str = "autoinit-containers-2";
 /// The Debian root's cache name: change the version when its recipe changes.
 pub const DEBIAN_IMAGE: &str = "bookworm-systemd-v1";
 /// `/etc/container-marker` of the busybox container image.
@@ -46,6 +46,12 @@ const BOX_UNITS: &[(&str, &str)] = &[
          ExecStart=/bin/sleep 100000\nRootImage=/opt/containers/box.img\nPrivatePIDs=yes\nPrivateNetwork=yes\n\
          Hostname=box\nMemoryMax=64M\nTasksMax=24\nBindPaths=/run/shared:/shared\n\
          BindReadOnlyPaths=/opt/autosvr:/host-ro\nTemporaryFileSystem=/scratch:size=1M\nStandardOutput=null\n",
+    ),
+    (
+        // Type=notify in its own root: READY=1 must reach PID 1's socket, bound in by autoinit.
+        "boxnotify",
+        "[Service]\nType=notify\nExecStart=/usr/bin/notify-daemon --delay-ms 100\nRootImage=/opt/containers/box.img\n\
+         PrivatePIDs=yes\nTimeoutStartSec=60\nStandardOutput=null\n",
     ),
     (
         "users",
@@ -163,10 +169,14 @@ pub(crate) fn boot_disk(t: &Target, units: &[(&str, &str)], name: &str) -> Resul
     let bb_hash = images::file_hash(&busybox)?;
     // The busybox container image.
     let box_img = d.join("box.img");
-    cached(&box_img, &format!("{RECIPE} box {bb_hash:016x}"), |tmp| {
+    let notify = crate::notify_daemon::build_notify_daemon(t.arch)?;
+    let notify_hash = images::file_hash(&notify)?;
+    cached(&box_img, &format!("{RECIPE} box {bb_hash:016x} {notify_hash:016x}"), |tmp| {
         let tree = d.join("tree-box");
         let _ = std::fs::remove_dir_all(&tree);
         busybox_tree(t.arch, &busybox, &tree)?;
+        std::fs::copy(&notify, tree.join("usr/bin/notify-daemon")).with_context(|| format!("copying {}", notify.display()))?;
+        std::fs::set_permissions(tree.join("usr/bin/notify-daemon"), std::fs::Permissions::from_mode(0o755))?;
         squash(&tree, tmp)?;
         std::fs::remove_dir_all(&tree)?;
         Ok(())
@@ -416,11 +426,15 @@ fn busybox(t: &Target) -> Result<()> {
     let host_id = sh(&mut vm, "id -u")?;
     check(&vm, host_id == "0", "the host shell is not root")?;
 
+    // A notify service in its own root reported READY=1 through the bound socket.
+    wait_state(&mut vm, "boxnotify", "running")?;
+    check(&vm, vm.text().contains("autoinit: boxnotify: ready"), "no 'boxnotify: ready' line although it is running")?;
+
     // Stop leaves nothing behind: no process, no mount, no loop device.
     let loops_before = sh(&mut vm, "cat /sys/block/loop*/loop/backing_file 2>/dev/null | grep -c box.img || true")?;
-    check(&vm, loops_before == "2", format!("expected 2 loop devices on box.img while both containers run, saw {loops_before}"))?;
-    sh(&mut vm, &format!("{CLIENT} stop box && {CLIENT} stop users"))?;
-    let left = cgroup_pids(&mut vm, "box")?.len() + cgroup_pids(&mut vm, "users")?.len();
+    check(&vm, loops_before == "3", format!("expected 3 loop devices on box.img while the three containers run, saw {loops_before}"))?;
+    sh(&mut vm, &format!("{CLIENT} stop box && {CLIENT} stop users && {CLIENT} stop boxnotify"))?;
+    let left = cgroup_pids(&mut vm, "box")?.len() + cgroup_pids(&mut vm, "users")?.len() + cgroup_pids(&mut vm, "boxnotify")?.len();
     check(&vm, left == 0, format!("{left} processes left in the stopped containers' cgroups"))?;
     let loops = poll(&mut vm, "cat /sys/block/loop*/loop/backing_file 2>/dev/null | grep -c box.img || true", Duration::from_secs(20), |o| o == "0")?;
     check(&vm, loops == "0", format!("{loops} loop devices still hold box.img after stop"))?;
