@@ -136,6 +136,9 @@ enum PDisk {
     TrialGood,
     /// v1, and v2 at `upgrades/v2.img` to upgrade to.
     Upgrade,
+    /// v2 with an empty trial marker (created, never written: a power cut in between), v1 as
+    /// `system.img.old`.
+    EmptyMarker,
 }
 
 impl PDisk {
@@ -146,6 +149,7 @@ impl PDisk {
             PDisk::TrialBad => "trial-bad",
             PDisk::TrialGood => "trial-good",
             PDisk::Upgrade => "upgrade",
+            PDisk::EmptyMarker => "empty-marker",
         }
     }
 
@@ -165,6 +169,11 @@ impl PDisk {
                 ("autosvr/system.img.try", Text("3\n")),
             ],
             PDisk::Upgrade => vec![("autosvr/system.img", Image(Version::V1)), ("upgrades/v2.img", Image(Version::V2))],
+            PDisk::EmptyMarker => vec![
+                ("autosvr/system.img", Image(Version::V2)),
+                ("autosvr/system.img.old", Image(Version::V1)),
+                ("autosvr/system.img.try", Text("")),
+            ],
         }
     }
 }
@@ -421,6 +430,26 @@ fn trial_uncountable(t: &Target) -> Result<()> {
     check(&vm, hash(&img)? == before, "the read-only disk changed")
 }
 
+/// An empty marker is corrupt and counts as no tries left: the boot stage says so and boots
+/// the proven image, writing nothing.
+fn corrupt_marker(t: &Target) -> Result<()> {
+    let img = disk_copy(t, PDisk::EmptyMarker, "persist/corrupt_marker")?;
+    let before = hash(&img)?;
+    let mut vm = boot(t, "persist/corrupt_marker", &img, false)?;
+    vm.expect(START, BOOT)?;
+    line(&mut vm, &format!("autoinit: warning: trial marker {IMAGE}.try: empty (counts as 0 tries left): booting {IMAGE}.old"), TO_SHELL)?;
+    line(&mut vm, &lines::mounted("system.img.old"), TO_SHELL)?;
+    let v = version(&mut vm)?;
+    check(&vm, v == V1, format!("booted '{v}', expected '{V1}' from system.img.old"))?;
+    app_running(&mut vm)?;
+    vm.run("sleep 8")?;
+    power_off(&mut vm)?;
+    for bad in ["rebooting", "trial boot of", lines::READ_WRITE] {
+        absent_since(&vm, 0, bad)?;
+    }
+    check(&vm, hash(&img)? == before, "a boot with a corrupt marker changed the boot disk")
+}
+
 // ---------------------------------------------------------------------------------------------
 // (d) `upgrade PATH --persist`, then a reboot comes up on v2 (needs the upgrade command).
 
@@ -673,6 +702,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "persist/trial_fails", arches: X86, disks: &[], run: trial_fails },
     Test { name: "persist/trial_succeeds", arches: X86, disks: &[], run: trial_succeeds },
     Test { name: "persist/trial_uncountable", arches: X86, disks: &[], run: trial_uncountable },
+    Test { name: "persist/corrupt_marker", arches: X86, disks: &[], run: corrupt_marker },
     Test { name: "persist/upgrade_then_reboot", arches: X86, disks: &[], run: upgrade_then_reboot },
     Test { name: "persist/power_cut", arches: X86, disks: &[], run: power_cut },
 ];
@@ -688,7 +718,7 @@ mod tests {
     #[test]
     fn every_disk_holds_an_image() {
         use super::PDisk::*;
-        for d in [LeftoverNew, CorruptImage, TrialBad, TrialGood, Upgrade] {
+        for d in [LeftoverNew, CorruptImage, TrialBad, TrialGood, Upgrade, EmptyMarker] {
             assert!(d.files().iter().any(|(p, _)| *p == "autosvr/system.img"), "{d:?}");
         }
     }
