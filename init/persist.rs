@@ -400,8 +400,17 @@ fn unlink_if_there(p: &Path) -> Result<bool, Errno> {
     }
 }
 
-fn rename(from: &Path, to: &Path) -> Result<(), Errno> {
-    fs::renameat2(BorrowedFd::CWD, from.c(), BorrowedFd::CWD, to.c(), fs::RenameFlags::EMPTY)
+/// rename(2) in `dir`, then fsync of the renamed file and of `dir`. The file's own fsync is
+/// needed on vfat: its rename writes the new directory entry without the file's first cluster
+/// and size, which reach the entry only when the file's inode is written back; an fsync of
+/// the directory alone made an *empty* `<image>.old` durable, and a power cut right after it
+/// left no bootable image (the `persist/power_cut` QEMU test found it).
+fn rename_durably(from: &Path, to: &Path, dir: &Path) -> Result<(), Errno> {
+    fs::renameat2(BorrowedFd::CWD, from.c(), BorrowedFd::CWD, to.c(), fs::RenameFlags::EMPTY)?;
+    let fd = fs::open(to.c(), OFlags::RDONLY | OFlags::CLOEXEC, 0)?;
+    fs::fsync(&fd)?;
+    fs::close(fd)?;
+    fsync_dir(dir)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -626,7 +635,7 @@ fn persist_steps(log: &Log, bi: &BootImage, src: &CStr, rot: Rotation, files: (&
     log!(log, Level::Info, "persist: wrote the trial marker ", marker, " (", u32::from(TRIAL_TRIES), " tries, fsync'd)");
     let mut moved_to_old = false;
     if rot == Rotation::KeepImageAsOld && exists(image) {
-        if let Err(e) = rename(image, old).and_then(|()| fsync_dir(&bi.dir)) {
+        if let Err(e) = rename_durably(image, old, &bi.dir) {
             log!(log, Level::Error, "persist: rename ", image, " to ", old, ": ", e);
             let _ = unlink_if_there(new);
             let _ = unlink_if_there(marker);
@@ -634,11 +643,11 @@ fn persist_steps(log: &Log, bi: &BootImage, src: &CStr, rot: Rotation, files: (&
             return Err(e);
         }
         moved_to_old = true;
-        log!(log, Level::Info, "persist: kept ", image, " as ", old);
+        log!(log, Level::Info, "persist: kept ", image, " as ", old, " (fsync'd)");
     }
-    if let Err(e) = rename(new, image).and_then(|()| fsync_dir(&bi.dir)) {
+    if let Err(e) = rename_durably(new, image, &bi.dir) {
         log!(log, Level::Error, "persist: rename ", new, " to ", image, ": ", e);
-        if moved_to_old && rename(old, image).is_ok() {
+        if moved_to_old && rename_durably(old, image, &bi.dir).is_ok() {
             log!(log, Level::Info, "persist: renamed ", old, " back to ", image);
         }
         let _ = unlink_if_there(new);
@@ -646,7 +655,7 @@ fn persist_steps(log: &Log, bi: &BootImage, src: &CStr, rot: Rotation, files: (&
         let _ = fsync_dir(&bi.dir);
         return Err(e);
     }
-    log!(log, Level::Info, "persist: renamed ", new, " to ", image, " (directory fsync'd)");
+    log!(log, Level::Info, "persist: renamed ", new, " to ", image, " (fsync'd)");
     Ok(())
 }
 

@@ -11,6 +11,11 @@
 //!   --include=systemd, packed as squashfs and cached in `~/.cache/autoinit/containers/`),
 //!   attached as /dev/vdb, booted as a `PrivatePIDs=init` container until it reaches its default
 //!   target on the console.
+//! - `containers/faults`: RootImage= missing or not a squashfs, a BindPaths= source missing
+//!   (each: the reason, the unit failed with status 226, `exec` into it refused), a container
+//!   whose service keeps exiting 3 (restarted with backoff until the burst limit), 50 orphans
+//!   in a container (reaped by its init), exec into unknown and stopped units; a bystander
+//!   container keeps its pid, and no loop device or mount of the failed ones is left.
 
 use crate::arch::Arch;
 use crate::boot_tests::{check, Target, Test, BOOT, START};
@@ -482,7 +487,123 @@ fn systemd(t: &Target) -> Result<()> {
     vm.check_no_kernel_panic()
 }
 
+/// The units of the faults test: a bystander container, three that cannot be set up, one whose
+/// service keeps crashing and one that leaves orphans.
+const FAULT_UNITS: &[(&str, &str)] = &[
+    BOX_UNITS[0],
+    (
+        "box",
+        "[Service]\nExecStart=/bin/sleep 100000\nRootImage=/opt/containers/box.img\nPrivatePIDs=yes\nStandardOutput=null\n",
+    ),
+    ("noimage", "[Service]\nExecStart=/bin/sleep 100000\nRootImage=/opt/containers/nope.img\nPrivatePIDs=yes\n"),
+    // A file that is not a squashfs: the busybox binary.
+    ("notsquash", "[Service]\nExecStart=/bin/sleep 100000\nRootImage=/usr/bin/busybox\nPrivatePIDs=yes\n"),
+    (
+        "nobind",
+        "[Service]\nExecStart=/bin/sleep 100000\nRootImage=/opt/containers/box.img\nPrivatePIDs=yes\nBindPaths=/no-such-dir:/x\n",
+    ),
+    (
+        "crasher",
+        "[Service]\nExecStart=/bin/sh -c 'sleep 1; exit 3'\nRootImage=/opt/containers/box.img\nPrivatePIDs=yes\nRestart=on-failure\n",
+    ),
+    (
+        "orphans",
+        "[Service]\nExecStart=/bin/sh -c 'for i in $(seq 1 50); do (sleep 2 &); done; exec sleep 100000'\n\
+         RootImage=/opt/containers/box.img\nPrivatePIDs=yes\nStandardOutput=null\n",
+    ),
+];
+
+/// The main pid of a unit in `status`, if it has one.
+fn main_pid(vm: &mut Vm, unit: &str) -> Result<Option<u32>> {
+    let (out, _) = sh_status(vm, &format!("{CLIENT} status {unit}"))?;
+    Ok(out.lines().find(|l| l.split_whitespace().next() == Some(unit)).and_then(|l| l.split_whitespace().nth(2)?.parse().ok()))
+}
+
+/// Waits for a console line containing `text` anywhere since the boot (units start in
+/// parallel: their lines come in any order, and shell commands move `Vm::expect`'s cursor).
+fn console_line(vm: &Vm, text: &str, timeout: Duration) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(l) = vm.text().lines().find(|l| l.contains(text)) {
+            return Ok(l.to_string());
+        }
+        vm.check_no_kernel_panic()?;
+        if Instant::now() >= deadline {
+            return Err(vm.fail(format!("no console line containing '{text}' within {:.0} s", timeout.as_secs_f64())));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn faults(t: &Target) -> Result<()> {
+    let disk = boot_disk(t, FAULT_UNITS, "faults")?;
+    let mut vm = boot(t, "containers/faults", &[disk])?;
+    wait_state(&mut vm, "box", "running")?;
+    let box_pid = main_pid(&mut vm, "box")?;
+    check(&vm, box_pid.is_some(), "the bystander container has no main pid")?;
+
+    // Containers that cannot be set up: the reason on the console, the unit failed with the
+    // setup step named, nothing retried (Restart=no).
+    let cases = [
+        ("noimage", "autoinit: open RootImage /opt/containers/nope.img: ENOENT".to_string()),
+        ("notsquash", "autoinit: RootImage /usr/bin/busybox: not a usable squashfs: not a squashfs image (no hsqs magic)".to_string()),
+        ("nobind", "autoinit: nobind: BindPaths=/no-such-dir: ENOENT".to_string()),
+    ];
+    for (unit, why) in &cases {
+        console_line(&vm, why, Duration::from_secs(60))?;
+        let l = console_line(&vm, &format!("autoinit: {unit}: failed: main process (pid "), Duration::from_secs(60))?;
+        check(&vm, l.contains("exited with status 226 (NAMESPACE setup failed)"), format!("{unit}: no 'failed: ... status 226 (NAMESPACE setup failed)' line: '{l}'"))?;
+        wait_state(&mut vm, unit, "failed")?;
+        // `autoinit exec` into it: an error, not a hang.
+        let (out, code) = exec_in(&mut vm, unit, "true")?;
+        check(&vm, code == 1 && out.contains(&format!("{unit}: not running")), format!("exec into the failed {unit}: status {code}:\n{out}"))?;
+    }
+
+    // A container whose service exits with status 3 after a second: restarted with backoff,
+    // a new container each time, until the burst limit.
+    console_line(&vm, "autoinit: crasher: failed: restarted too often (5 times in 60 s)", Duration::from_secs(120))?;
+    let text = vm.text();
+    let exits = text.lines().filter(|l| l.contains("crasher: main process (pid ") && l.contains("exited with status 3")).count();
+    let restarts = text.lines().filter(|l| l.contains("autoinit: crasher: restarting in ")).count();
+    check(&vm, exits == 5 && restarts == 4, format!("crasher: {exits} exits with status 3 and {restarts} restarts, expected 5 and 4"))?;
+    wait_state(&mut vm, "crasher", "failed")?;
+    let left = cgroup_pids(&mut vm, "crasher")?;
+    check(&vm, left.is_empty(), format!("processes left in the failed crasher's cgroup: {left:?}"))?;
+
+    // 50 orphans inside a container: reaped by its init; only init and the service are left.
+    wait_state(&mut vm, "orphans", "running")?;
+    let pids = poll(&mut vm, "cat /sys/fs/cgroup/autoinit/orphans/cgroup.procs | wc -l", Duration::from_secs(60), |o| o.trim() == "2")?;
+    check(&vm, pids.trim() == "2", format!("the orphans container's cgroup holds {} processes 60 s on, expected 2 (its init and sleep)", pids.trim()))?;
+    let stats = exec_ok(&mut vm, "orphans", "sh -c 'cat /proc/[0-9]*/stat'")?;
+    let zombies: Vec<&str> = stats.lines().filter(|l| l.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z'))).collect();
+    check(&vm, zombies.is_empty(), format!("zombies inside the orphans container:\n{}", zombies.join("\n")))?;
+
+    // Nothing of the failed containers is left on the host: loop devices only for the two
+    // running containers, no container mount.
+    let loops = poll(&mut vm, "cat /sys/block/loop*/loop/backing_file 2>/dev/null | grep -c box.img || true", Duration::from_secs(20), |o| o == "2")?;
+    check(&vm, loops == "2", format!("{loops} loop devices hold box.img, expected 2 (box and orphans)"))?;
+    let host_mounts = sh(&mut vm, "cat /proc/mounts")?;
+    check(&vm, !host_mounts.contains("/run/autoinit/root"), format!("a container mount leaked to the host:\n{host_mounts}"))?;
+
+    // The bystander never noticed; exec into a unit that does not exist, and into a stopped one.
+    let now = main_pid(&mut vm, "box")?;
+    check(&vm, now == box_pid, format!("the bystander container's main pid went from {box_pid:?} to {now:?}"))?;
+    let inside = exec_ok(&mut vm, "box", "cat /etc/container-marker")?;
+    check(&vm, inside == BOX_MARKER, format!("exec into the bystander: '{inside}'"))?;
+    let (out, code) = exec_in(&mut vm, "nosuch", "true")?;
+    check(&vm, code == 1, format!("exec into a unit that does not exist: status {code}:\n{out}"))?;
+    sh(&mut vm, &format!("{CLIENT} stop box"))?;
+    let (out, code) = exec_in(&mut vm, "box", "true")?;
+    check(&vm, code == 1 && out.contains("box: not running"), format!("exec into the stopped box: status {code}:\n{out}"))?;
+    let loops = poll(&mut vm, "cat /sys/block/loop*/loop/backing_file 2>/dev/null | grep -c box.img || true", Duration::from_secs(20), |o| o == "1")?;
+    check(&vm, loops == "1", format!("{loops} loop devices hold box.img after box stopped, expected 1 (orphans)"))?;
+
+    power_off(&mut vm)?;
+    vm.check_no_kernel_panic()
+}
+
 pub const TESTS: &[Test] = &[
     Test { name: "containers/busybox", arches: &[Arch::X86_64], disks: &[], run: busybox },
     Test { name: "containers/systemd", arches: &[Arch::X86_64], disks: &[], run: systemd },
+    Test { name: "containers/faults", arches: &[Arch::X86_64], disks: &[], run: faults },
 ];

@@ -36,6 +36,9 @@ pub struct VmOptions {
     pub writable_disks: bool,
     /// A guest reboot restarts the guest in the same QEMU (no `-no-reboot`).
     pub reboot: bool,
+    /// Caps the writes to the first disk at this many bytes per second (QEMU's
+    /// `throttling.bps-write`): a test that cuts the power stretches a copy it must interrupt.
+    pub first_disk_write_bps: Option<u64>,
 }
 
 impl Boot<'_> {
@@ -77,7 +80,11 @@ impl Boot<'_> {
                 // read-only.
                 let file = d.to_str().with_context(|| format!("disk path {} is not UTF-8", d.display()))?.replace(',', ",,");
                 let ro = if opts.writable_disks { "" } else { ",readonly=on" };
-                cmd.args(["-drive", &format!("file={file},format=raw,if=none,id=d{i}{ro}")])
+                let throttle = match opts.first_disk_write_bps {
+                    Some(bps) if i == 0 => format!(",throttling.bps-write={bps}"),
+                    _ => String::new(),
+                };
+                cmd.args(["-drive", &format!("file={file},format=raw,if=none,id=d{i}{ro}{throttle}")])
                     .args(["-device", &format!("{dev},drive=d{i}")]);
             }
         }

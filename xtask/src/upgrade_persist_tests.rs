@@ -136,6 +136,9 @@ enum PDisk {
     TrialGood,
     /// v1, and v2 at `upgrades/v2.img` to upgrade to.
     Upgrade,
+    /// v2 with an empty trial marker (created, never written: a power cut in between), v1 as
+    /// `system.img.old`.
+    EmptyMarker,
 }
 
 impl PDisk {
@@ -146,6 +149,7 @@ impl PDisk {
             PDisk::TrialBad => "trial-bad",
             PDisk::TrialGood => "trial-good",
             PDisk::Upgrade => "upgrade",
+            PDisk::EmptyMarker => "empty-marker",
         }
     }
 
@@ -165,6 +169,11 @@ impl PDisk {
                 ("autosvr/system.img.try", Text("3\n")),
             ],
             PDisk::Upgrade => vec![("autosvr/system.img", Image(Version::V1)), ("upgrades/v2.img", Image(Version::V2))],
+            PDisk::EmptyMarker => vec![
+                ("autosvr/system.img", Image(Version::V2)),
+                ("autosvr/system.img.old", Image(Version::V1)),
+                ("autosvr/system.img.try", Text("")),
+            ],
         }
     }
 }
@@ -254,7 +263,7 @@ fn read_file(t: &Target, img: &Path, name: &str) -> Result<String> {
 }
 
 fn boot(t: &Target, name: &str, disk: &Path, reboot: bool) -> Result<Vm> {
-    t.boot_files(name, "autoinit.boot=LABEL=AUTOSVR", &[disk.to_path_buf()], VmOptions { writable_disks: true, reboot })
+    t.boot_files(name, "autoinit.boot=LABEL=AUTOSVR", &[disk.to_path_buf()], VmOptions { writable_disks: true, reboot, ..VmOptions::default() })
 }
 
 /// Waits for a line containing `text`; a kernel panic or QEMU's exit fails the wait.
@@ -407,7 +416,7 @@ fn trial_succeeds(t: &Target) -> Result<()> {
 fn trial_uncountable(t: &Target) -> Result<()> {
     let img = disk_copy(t, PDisk::TrialBad, "persist/trial_uncountable")?;
     let before = hash(&img)?;
-    let opts = VmOptions { writable_disks: false, reboot: false };
+    let opts = VmOptions { writable_disks: false, reboot: false, ..VmOptions::default() };
     let mut vm = t.boot_files("persist/trial_uncountable", "autoinit.boot=LABEL=AUTOSVR", std::slice::from_ref(&img), opts)?;
     vm.expect(START, BOOT)?;
     line(&mut vm, "autoinit: counting the trial boot: remount /boot_disk read-write: ", TO_SHELL)?;
@@ -419,6 +428,26 @@ fn trial_uncountable(t: &Target) -> Result<()> {
     power_off(&mut vm)?;
     absent_since(&vm, 0, "rebooting")?;
     check(&vm, hash(&img)? == before, "the read-only disk changed")
+}
+
+/// An empty marker is corrupt and counts as no tries left: the boot stage says so and boots
+/// the proven image, writing nothing.
+fn corrupt_marker(t: &Target) -> Result<()> {
+    let img = disk_copy(t, PDisk::EmptyMarker, "persist/corrupt_marker")?;
+    let before = hash(&img)?;
+    let mut vm = boot(t, "persist/corrupt_marker", &img, false)?;
+    vm.expect(START, BOOT)?;
+    line(&mut vm, &format!("autoinit: warning: trial marker {IMAGE}.try: empty (counts as 0 tries left): booting {IMAGE}.old"), TO_SHELL)?;
+    line(&mut vm, &lines::mounted("system.img.old"), TO_SHELL)?;
+    let v = version(&mut vm)?;
+    check(&vm, v == V1, format!("booted '{v}', expected '{V1}' from system.img.old"))?;
+    app_running(&mut vm)?;
+    vm.run("sleep 8")?;
+    power_off(&mut vm)?;
+    for bad in ["rebooting", "trial boot of", lines::READ_WRITE] {
+        absent_since(&vm, 0, bad)?;
+    }
+    check(&vm, hash(&img)? == before, "a boot with a corrupt marker changed the boot disk")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,6 +503,197 @@ fn upgrade_then_reboot(t: &Target) -> Result<()> {
     check(&vm, names == ["system.img", "system.img.old"], format!("autosvr/ holds {names:?}, expected system.img and system.img.old"))
 }
 
+// ---------------------------------------------------------------------------------------------
+// (e) A power cut during `upgrade PATH --persist`: QEMU is killed (SIGKILL, no shutdown, no
+// sync) at each step of the persist in turn, and the same disks are booted again.
+
+/// The line each step of a persist ends with (persist.rs), in order. After step 0 the copy is
+/// under way; the step a kill interrupts is the one after the last of these lines seen, or
+/// the one after that (a step can be done on the disk before its line is printed).
+const PERSIST_STEPS: [&str; 6] = [
+    "autoinit: persist: remounted /boot_disk read-write",
+    "autoinit: persist: copied ",
+    "autoinit: persist: wrote the trial marker ",
+    "autoinit: persist: kept ",
+    "autoinit: persist: renamed ",
+    "autoinit: persist: remounted /boot_disk read-only",
+];
+
+/// What the boot after a power cut did, as its console and shell show it.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum Recovery {
+    /// `system.img` is v1 and there is no marker: a normal boot of v1.
+    V1,
+    /// The marker is written, `system.img` is still v1: a trial boot of v1, which succeeds.
+    V1Trial,
+    /// `system.img` was renamed to `system.img.old` and the copy not yet to `system.img`: the
+    /// trial boot finds no `system.img` and falls back to `system.img.old` (v1).
+    V1Old,
+    /// The copy is `system.img`: the trial boot of v2, which succeeds.
+    V2Trial,
+}
+
+/// The recovery a power cut right after step `k`'s line (`PERSIST_STEPS`) must lead to.
+fn recovery_after(k: usize) -> Recovery {
+    match k {
+        0 | 1 => Recovery::V1,
+        2 => Recovery::V1Trial,
+        3 => Recovery::V1Old,
+        _ => Recovery::V2Trial,
+    }
+}
+
+/// The index of the last persist step whose line the console shows (None: the persist had
+/// not started).
+fn last_step(console: &str) -> Option<usize> {
+    console.lines().filter_map(|l| PERSIST_STEPS.iter().position(|s| l.contains(s))).max()
+}
+
+/// Where each run kills QEMU: after this step's line (index in `PERSIST_STEPS`), this long
+/// after it. Writes to the boot disk are throttled to `CUT_WRITE_BPS`, so that the 1-MiB copy
+/// takes about 16 s and each later step (a few sectors and a flush) tens of milliseconds.
+const CUTS: [(&str, usize, Duration); 4] = [
+    ("copy", 0, Duration::from_secs(3)),
+    ("marker", 2, Duration::ZERO),
+    ("kept", 3, Duration::ZERO),
+    ("renamed", 4, Duration::ZERO),
+];
+const CUT_WRITE_BPS: u64 = 64 * 1024;
+
+/// What the user wrote on the data partition before the upgrade.
+const USER_FILE: &str = "/data/notes.txt";
+const USER_TEXT: &str = "written by the user before the upgrade";
+
+/// A fresh copy of the data disk: MBR, one ext4 partition labelled USERDATA.
+fn data_disk_copy(t: &Target, test: &str) -> Result<PathBuf> {
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = images::arch_dir(t.arch);
+    let layout = Layout { fs: disk::Fs::Ext4, label: "USERDATA".into(), ..Layout::from_board(&t.board.boot_partition, t.board.firmware())? };
+    let id = disk::Identity::derived("persist user data");
+    let out = dir.join("disk-persist-userdata.img");
+    images::cached(&out, &format!("persist user data\n{layout:?}\n{id:?}"), |tmp| {
+        let work = dir.join("work-persist-userdata");
+        images::fresh_dir(&work)?;
+        let tree = work.join("tree");
+        images::put(&tree, "README", b"the user's data partition\n", 0o644)?;
+        disk::write(&layout, &id, &tree, tmp, &work.join("disk"))?;
+        std::fs::remove_dir_all(&work)?;
+        Ok(())
+    })?;
+    let runs = dir.join("persist-runs");
+    std::fs::create_dir_all(&runs)?;
+    let copy = runs.join(format!("{}-data.img", test.replace('/', "-")));
+    images::run(Command::new("cp").arg("--sparse=always").arg(&out).arg(&copy))?;
+    Ok(copy)
+}
+
+/// The bytes of `autosvr/NAME` on the test disk (None if it is not there).
+fn file_bytes(t: &Target, img: &Path, name: &str) -> Result<Option<Vec<u8>>> {
+    if !listing(t, img)?.iter().any(|n| n == name) {
+        return Ok(None);
+    }
+    let out = img.with_extension(format!("{name}.out"));
+    let _ = std::fs::remove_file(&out);
+    images::run(Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").arg("-n").arg("-i").arg(mtools_image(t, img)?).arg(format!("::autosvr/{name}")).arg(&out))?;
+    let data = std::fs::read(&out)?;
+    std::fs::remove_file(&out)?;
+    Ok(Some(data))
+}
+
+const POWER_CUT_CMDLINE: &str = "autoinit.boot=LABEL=AUTOSVR autoinit.data=LABEL=USERDATA";
+
+fn power_cut(t: &Target) -> Result<()> {
+    let q = t.board.qemu.as_ref().context("board without [qemu]")?;
+    let busybox = crate::debian::busybox(&q.debian_arch)?;
+    let v1 = std::fs::read(system_image(t.arch, &busybox, Version::V1)?)?;
+    let v2 = std::fs::read(system_image(t.arch, &busybox, Version::V2)?)?;
+    let mut seen = Vec::new();
+    for (cut, step, delay) in CUTS {
+        let name = format!("persist/power_cut-{cut}");
+        let img = disk_copy(t, PDisk::Upgrade, &name)?;
+        let data = data_disk_copy(t, &name)?;
+        let disks = [img.clone(), data];
+
+        // v1 runs; the user saves a file on the data partition; the upgrade starts.
+        let opts = VmOptions { writable_disks: true, reboot: false, first_disk_write_bps: Some(CUT_WRITE_BPS) };
+        let mut vm = t.boot_files(&name, POWER_CUT_CMDLINE, &disks, opts)?;
+        vm.expect(START, BOOT)?;
+        let v = version(&mut vm)?;
+        check(&vm, v == V1, format!("booted '{v}', expected '{V1}'"))?;
+        let m = vm.run("grep ' /data ' /proc/mounts")?;
+        check(&vm, m.contains(" /data ext4 rw"), format!("the data partition is not mounted read-write at /data: {m}"))?;
+        vm.run(&format!("echo '{USER_TEXT}' > {USER_FILE} && sync"))?;
+        let from = vm.text().len();
+        vm.run(
+            "( sh -c 'echo $$ > /sys/fs/cgroup/cgroup.procs; /__autoinit__/autoinit upgrade /boot_disk/upgrades/v2.img --persist --settle 1 > /tmp/upgrade.out 2>&1' < /dev/null > /dev/null 2>&1 & )",
+        )?;
+        line(&mut vm, PERSIST_STEPS[step], Duration::from_secs(240))?;
+        std::thread::sleep(delay);
+        // The power cut: SIGKILL, then the console up to QEMU's death.
+        vm.kill();
+        let _ = vm.wait_exit(Duration::from_secs(10));
+        vm.check_no_kernel_panic()?;
+        let console = vm.text();
+        let last = last_step(&console[from..]).unwrap_or(0);
+        if cut == "copy" {
+            check(&vm, last == 0, format!("the copy had ended before the power cut ({}): the throttled write did not hold it", PERSIST_STEPS[last]))?;
+        }
+        let allowed = [recovery_after(last), recovery_after(last + 1)];
+        drop(vm);
+
+        // The same disks again.
+        let mut vm = t.boot_files(&format!("{name}-after"), POWER_CUT_CMDLINE, &disks, VmOptions { writable_disks: true, ..VmOptions::default() })?;
+        vm.expect(START, BOOT)?;
+        let v = version(&mut vm)?;
+        let text = vm.text();
+        let trial = text.contains(&lines::trial_boot(2));
+        let old = text.contains(&lines::mounted("system.img.old"));
+        let previous = text.contains(&format!("booted the PREVIOUS image {IMAGE}.old because {IMAGE} is unusable"));
+        let got = match (trial, old, v.as_str()) {
+            (false, false, V1) => Recovery::V1,
+            (true, false, V1) => Recovery::V1Trial,
+            (true, true, V1) if previous => Recovery::V1Old,
+            (true, false, V2) => Recovery::V2Trial,
+            _ => {
+                return Err(vm.fail(format!(
+                    "after a power cut at '{}', an unexpected boot: trial {trial}, booted system.img.old {old}, fallback line {previous}, version '{v}'",
+                    PERSIST_STEPS[last]
+                )))
+            }
+        };
+        check(
+            &vm,
+            allowed.contains(&got),
+            format!("the power cut came after '{}' but the next boot was {got:?}, expected one of {allowed:?}", PERSIST_STEPS[last]),
+        )?;
+        if matches!(got, Recovery::V1Trial | Recovery::V2Trial) {
+            line(&mut vm, &lines::trial_succeeded(), TRIAL)?;
+        }
+        app_running(&mut vm)?;
+        let kept = vm.run(&format!("cat {USER_FILE}"))?;
+        check(&vm, kept.lines().any(|l| l.trim() == USER_TEXT), format!("{USER_FILE} holds '{kept}' after the power cut"))?;
+        power_off(&mut vm)?;
+
+        // The image known to work is intact, byte for byte; a trial that succeeded left no marker.
+        let (name_v1, want_image) = match got {
+            Recovery::V1 | Recovery::V1Trial => ("system.img", None),
+            Recovery::V1Old => ("system.img.old", None),
+            Recovery::V2Trial => ("system.img.old", Some(&v2)),
+        };
+        check(&vm, file_bytes(t, &img, name_v1)?.as_ref() == Some(&v1), format!("autosvr/{name_v1} on the disk is not v1's image after the power cut"))?;
+        if let Some(v2) = want_image {
+            check(&vm, file_bytes(t, &img, "system.img")?.as_ref() == Some(v2), "autosvr/system.img on the disk is not v2's image after the power cut")?;
+        }
+        let names = listing(t, &img)?;
+        if matches!(got, Recovery::V1Trial | Recovery::V2Trial) {
+            check(&vm, !names.iter().any(|n| n == "system.img.try"), format!("the trial succeeded but its marker is left: {names:?}"))?;
+        }
+        seen.push(format!("{cut}: after '{}' -> {got:?}", PERSIST_STEPS[last].trim()));
+    }
+    eprintln!("persist/power_cut: {}", seen.join("; "));
+    Ok(())
+}
+
 const X86: &[Arch] = &[Arch::X86_64];
 
 pub const TESTS: &[Test] = &[
@@ -482,7 +702,9 @@ pub const TESTS: &[Test] = &[
     Test { name: "persist/trial_fails", arches: X86, disks: &[], run: trial_fails },
     Test { name: "persist/trial_succeeds", arches: X86, disks: &[], run: trial_succeeds },
     Test { name: "persist/trial_uncountable", arches: X86, disks: &[], run: trial_uncountable },
+    Test { name: "persist/corrupt_marker", arches: X86, disks: &[], run: corrupt_marker },
     Test { name: "persist/upgrade_then_reboot", arches: X86, disks: &[], run: upgrade_then_reboot },
+    Test { name: "persist/power_cut", arches: X86, disks: &[], run: power_cut },
 ];
 
 #[cfg(test)]
@@ -496,7 +718,7 @@ mod tests {
     #[test]
     fn every_disk_holds_an_image() {
         use super::PDisk::*;
-        for d in [LeftoverNew, CorruptImage, TrialBad, TrialGood, Upgrade] {
+        for d in [LeftoverNew, CorruptImage, TrialBad, TrialGood, Upgrade, EmptyMarker] {
             assert!(d.files().iter().any(|(p, _)| *p == "autosvr/system.img"), "{d:?}");
         }
     }

@@ -18,7 +18,7 @@
 //! - `upgrade/rollback` (x86_64): v2-bad's web service fails: automatic rollback to v1, the
 //!   client's exit status 1 and reason, services back up on v1; then a v2 upgrade with a long
 //!   settle time: a second request is refused, `status` shows the phase, `autoinit rollback`
-//!   rolls it back.
+//!   rolls it back; a file the user wrote in `/etc` and one in `/run` survive both rollbacks.
 //! - `upgrade/refused` (x86_64): not a squashfs, truncated, no `/_upgrade`, checksum mismatch,
 //!   no such file: each fails with its reason and leaves mounts, loop devices and service pids
 //!   exactly as they were.
@@ -369,9 +369,29 @@ fn cycle(t: &Target) -> Result<()> {
     poweroff(&mut vm)
 }
 
+/// Files a user writes at run time: in `/etc` (the root's writable copy, which a resync must
+/// leave alone) and in `/run`.
+const USER_FILES: [(&str, &str); 2] = [("/etc/user-notes.conf", "written in /etc by the user"), ("/run/user-notes", "written in /run by the user")];
+
+fn write_user_files(vm: &mut Vm) -> Result<()> {
+    for (path, text) in USER_FILES {
+        vm.run(&format!("echo '{text}' > {path}"))?;
+    }
+    Ok(())
+}
+
+fn user_files_intact(vm: &mut Vm, when: &str) -> Result<()> {
+    for (path, text) in USER_FILES {
+        let (got, code) = run_status(vm, &format!("cat {path}"))?;
+        check(vm, code == 0 && got.trim() == text, format!("{when}, {path} holds '{}' (cat: {code}), expected '{text}'", got.trim()))?;
+    }
+    Ok(())
+}
+
 fn rollback(t: &Target) -> Result<()> {
     let (mut vm, set) = boot(t, "upgrade-rollback")?;
     let boot_snap = snapshot(&mut vm)?;
+    write_user_files(&mut vm)?;
     let bad = ui::guest_path(Variant::V2Bad.file());
     let (end, rc, out) = upgrade(&mut vm, "bad", &format!("{bad} --settle 1"))?;
     // A simple unit is running as soon as it is started: v2-bad's web exits during its settle
@@ -392,6 +412,7 @@ fn rollback(t: &Target) -> Result<()> {
     services_on_image(&mut vm, &rows, &set.notify_v1_sha, Variant::V1.version())?;
     detached(&mut vm, "/boot_disk/autosvr/system.img", boot_snap.mounts.len())?;
     new_in_v2(&mut vm, false, "after the rollback from v2-bad")?;
+    user_files_intact(&mut vm, "after the rollback from v2-bad")?;
 
     // Rollback on request, during the settle time of the first unit.
     let v2 = ui::guest_path(Variant::V2.file());
@@ -414,6 +435,7 @@ fn rollback(t: &Target) -> Result<()> {
     let rows = all_running(&mut vm, Duration::from_secs(90))?;
     services_on_image(&mut vm, &rows, &set.notify_v1_sha, Variant::V1.version())?;
     detached(&mut vm, "/boot_disk/autosvr/system.img", boot_snap.mounts.len())?;
+    user_files_intact(&mut vm, "after the requested rollback")?;
     let (_, code) = vm.run_status(&format!("{CLIENT} rollback"), STEP)?;
     check(&vm, code == 1, "`autoinit rollback` without an upgrade did not fail")?;
     poweroff(&mut vm)
