@@ -219,13 +219,22 @@ pub fn upgrade_end(vm: &mut Vm) -> Result<String> {
     )
 }
 
+/// Waits until the console's shell answers after the end of an upgrade. A rollback restarts
+/// the units it had restarted (the console first) only after its end line: the shell must be
+/// the new one, or a command typed into the old one is lost when it is stopped.
+pub fn console_back(vm: &mut Vm, end: &str) -> Result<()> {
+    if end.contains("rolled back to the previous image") {
+        vm.expect("autoinit: console: started", UPGRADE)?;
+    }
+    vm.wait_shell(Duration::from_secs(90))
+}
+
 /// An upgrade started detached and waited for; the console's shell answers again afterwards.
 /// Returns (the end line, the client's exit status, its output).
 pub fn upgrade(vm: &mut Vm, id: &str, args: &str) -> Result<(String, i32, String)> {
     client_bg(vm, id, &format!("upgrade {args}"))?;
     let end = upgrade_end(vm)?;
-    // The console's shell was restarted (or is being restarted).
-    vm.wait_shell(Duration::from_secs(90))?;
+    console_back(vm, &end)?;
     let (rc, out) = client_result(vm, id)?;
     Ok((end, rc, out))
 }
@@ -427,7 +436,7 @@ fn rollback(t: &Target) -> Result<()> {
     client_bg(&mut vm, "rb", "rollback")?;
     let end = upgrade_end(&mut vm)?;
     check(&vm, end.contains("rolled back to the previous image: rollback requested"), format!("`autoinit rollback` did not roll back: {end}"))?;
-    vm.wait_shell(Duration::from_secs(90))?;
+    console_back(&mut vm, &end)?;
     let (rc, out) = client_result(&mut vm, "rb")?;
     check(&vm, rc == 0 && out.contains("rolling back"), format!("`autoinit rollback` exited {rc}: {out}"))?;
     let (rc, out) = client_result(&mut vm, "req")?;
