@@ -358,7 +358,8 @@ fn live(t: &Target) -> Result<()> {
     let worker = rows_v2.iter().find(|r| r.name == "worker").and_then(|r| r.pid).context("no worker pid on v2")?;
     let out = run(&mut vm, &format!("{CLIENT} restart worker"))?;
     let killed = format!("autoinit: worker: main process (pid {worker}) was killed by SIGINT");
-    vm.expect(&killed, STEP).map_err(|e| vm.fail(format!("after `restart worker` on v2 ({out}): {e}")))?;
+    // The line may come before the command's own output: look in the whole console text.
+    crate::supervise_tests::await_text(&vm, &killed, STEP).map_err(|e| vm.fail(format!("after `restart worker` on v2 ({out}): {e}")))?;
     poweroff(&mut vm)
 }
 
