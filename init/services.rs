@@ -19,6 +19,7 @@ use crate::watchdog::Watchdog;
 use crate::{cgroup, notify_msg, persist, rescue, sha256};
 use heapless::{String, Vec};
 use syscall::fs::{self, Dirents, OFlags};
+use syscall::mm::{AnonMap, MapVec};
 use syscall::io::{self, PollFd, POLLIN};
 use syscall::net::{self, SocketType};
 use syscall::process::{self, ArgList, Fork, Pid, WaitFlags, WaitStatus};
@@ -46,6 +47,9 @@ pub const CONTROL_SOCKET: &core::ffi::CStr = c"/run/autoinit/control";
 const NOTIFY_SOCKET_C: &core::ffi::CStr = c"/run/autoinit/notify";
 /// How long a child's exit code stays in `status`, for its LAST-EXIT column.
 const RESCUE_RESPAWN_MS: u64 = 2000;
+/// PID 1's text and dead stack pages are released (see [`Manager::release_pages`]) at most
+/// this often.
+const TEXT_RELEASE_GAP_MS: u64 = 10_000;
 
 /// A set of unit indices.
 #[derive(Copy, Clone, Default, PartialEq, Eq)]
@@ -408,7 +412,9 @@ enum Source {
 
 pub struct Manager<'l> {
     log: &'l Log,
-    svcs: Vec<Service, MAX_SERVICES>,
+    /// The units, in a mapping of their own (see [`MapVec`]): only the pages of the slots in
+    /// use are resident, and nothing of it is on the stack.
+    svcs: MapVec<Service>,
     cgroups: bool,
     notify: Option<OwnedFd>,
     control: Option<OwnedFd>,
@@ -430,6 +436,9 @@ pub struct Manager<'l> {
     committed: String<160>,
     /// A trial boot of a persisted image (persist.rs): ended or rebooted from here.
     trial: Option<(persist::BootImage, persist::TrialWatch)>,
+    /// Units changed state since the pages were last released.
+    text_dirty: bool,
+    text_released_at: Option<u64>,
 }
 
 fn now_ms() -> u64 {
@@ -447,7 +456,13 @@ impl<'l> Manager<'l> {
     pub fn new(log: &'l Log, shell_env: ArgList<'static, { rescue::MAX_ENV + 2 }>) -> Manager<'l> {
         Manager {
             log,
-            svcs: Vec::new(),
+            svcs: match MapVec::with_capacity(MAX_SERVICES) {
+                Ok(t) => t,
+                Err(e) => {
+                    log!(log, Level::Error, "service table: mmap of ", MAX_SERVICES * core::mem::size_of::<Service>(), " bytes: ", e, "; no units can be loaded");
+                    MapVec::empty()
+                }
+            },
             cgroups: false,
             notify: None,
             control: None,
@@ -465,6 +480,8 @@ impl<'l> Manager<'l> {
             trial: None,
             boot_image: None,
             committed: String::new(),
+            text_dirty: true,
+            text_released_at: None,
         }
     }
 
@@ -481,6 +498,7 @@ impl<'l> Manager<'l> {
         self.trial = Some((bi, w));
     }
 
+    #[inline(never)]
     fn check_trial(&mut self, now: u64) {
         if self.shutdown.is_some() || self.trial.is_none() {
             return;
@@ -635,7 +653,7 @@ impl<'l> Manager<'l> {
             }
         }
         if too_many > 0 {
-            log!(log, Level::Error, "services: more than ", MAX_SERVICES, " units: ", too_many, " not loaded");
+            log!(log, Level::Error, "services: more than ", self.svcs.capacity(), " units: ", too_many, " not loaded");
         }
         if reload {
             for (i, s) in self.svcs.iter_mut().enumerate() {
@@ -766,7 +784,10 @@ impl<'l> Manager<'l> {
     }
 
     fn find(&self, name: &str) -> Option<usize> {
-        let name = unit::service_name(name).unwrap_or(name);
+        // Not unit::service_name(): this runs in the main loop, and unit.rs's code is placed
+        // with the code it does not run (linker/ARCH.ld). A name that is not valid matches no
+        // unit either way.
+        let name = name.strip_suffix(".service").unwrap_or(name);
         self.svcs.iter().position(|s| s.name.as_str() == name)
     }
 
@@ -784,6 +805,7 @@ impl<'l> Manager<'l> {
                 w.pet_if_due(now);
             }
             self.rescue_shell(now);
+            self.release_pages(now);
             // Build the poll set.
             let mut n = 0usize;
             let mut add = |fd: &OwnedFd, src: Source, pfds: &mut [PollFd], srcs: &mut [Source]| {
@@ -860,7 +882,7 @@ impl<'l> Manager<'l> {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
-        for s in &self.svcs {
+        for s in self.svcs.iter() {
             consider(s.deadline);
             // A group that is still populated after its main process went is re-checked.
             if s.state == State::Stopping && s.main.is_none() && s.ctl.is_none() {
@@ -879,10 +901,42 @@ impl<'l> Manager<'l> {
             _ => {}
         }
         consider(self.trial.as_ref().and_then(|(_, w)| w.next_check()));
+        if self.text_dirty && self.quiet() {
+            consider(self.text_released_at.map(|t| t.saturating_add(TEXT_RELEASE_GAP_MS)));
+        }
         if self.changed {
             consider(Some(0));
         }
         next
+    }
+
+    /// Every unit has settled and nothing else is under way (no upgrade, no shutdown).
+    fn quiet(&self) -> bool {
+        !self.changed && self.shutdown.is_none() && self.upgrade.phase == UpPhase::Idle && self.svcs.iter().all(|s| s.state.settled())
+    }
+
+    /// Once the units have settled after a burst of work (start-up, reload, restarts), drops
+    /// PID 1's text pages and the dead part of its stack from its resident set, at most every
+    /// [`TEXT_RELEASE_GAP_MS`]: the code that did the work (loading units) and the stack its
+    /// deep frames touched (parsing unit files) stay out until they are used again, and what
+    /// the loop runs comes back from the file as it is touched (docs/services.md, "Memory").
+    #[inline(never)]
+    fn release_pages(&mut self, now: u64) {
+        if !self.quiet() {
+            self.text_dirty = true;
+            return;
+        }
+        if !self.text_dirty || self.text_released_at.is_some_and(|t| now < t.saturating_add(TEXT_RELEASE_GAP_MS)) {
+            return;
+        }
+        if let Err(e) = syscall::mm::release_text() {
+            log!(self.log, Level::Debug, "madvise(MADV_DONTNEED) of the text: ", e);
+        }
+        if let Err(e) = syscall::mm::release_stack() {
+            log!(self.log, Level::Debug, "madvise(MADV_DONTNEED) of the dead stack: ", e);
+        }
+        self.text_dirty = false;
+        self.text_released_at = Some(now);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1243,7 +1297,7 @@ impl<'l> Manager<'l> {
         while i < self.svcs.len() {
             let gone = self.svcs.get(i).is_some_and(|s| s.remove && !s.active() && s.state != State::Stopping && s.out.is_none());
             if gone {
-                let s = self.svcs.remove(i);
+                let Some(s) = self.svcs.remove(i) else { break };
                 if cgroups {
                     let _ = cgroup::remove(s.name.as_str());
                 }
@@ -1273,6 +1327,7 @@ impl<'l> Manager<'l> {
         }
     }
 
+    #[inline(never)]
     fn child_exited(&mut self, pid: Pid, status: WaitStatus) {
         let now = now_ms();
         if Some(pid) == self.shell {
@@ -1460,6 +1515,7 @@ impl<'l> Manager<'l> {
         (a, c, r)
     }
 
+    #[inline(never)]
     fn read_notify(&mut self) {
         let mut buf = [0u8; notify_msg::NOTIFY_BYTES];
         // Bounded: a flood of datagrams cannot keep PID 1 here.
@@ -1516,6 +1572,7 @@ impl<'l> Manager<'l> {
         }
     }
 
+    #[inline(never)]
     fn read_output(&mut self, i: usize) {
         let log = self.log;
         let Some(s) = self.svcs.get_mut(i) else { return };
@@ -1566,6 +1623,7 @@ impl<'l> Manager<'l> {
         }
     }
 
+    #[inline(never)]
     fn read_client(&mut self, k: usize) {
         let Some(c) = self.clients.get_mut(k) else { return };
         let mut buf = [0u8; 256];
@@ -1599,6 +1657,7 @@ impl<'l> Manager<'l> {
         }
     }
 
+    #[inline(never)]
     fn handle_request(&mut self, k: usize, bytes: &[u8]) {
         let req = match proto::parse_request(bytes) {
             Ok(r) => r,
@@ -1610,10 +1669,18 @@ impl<'l> Manager<'l> {
         };
         match req {
             Request::Status(name) => {
-                let mut out = [0u8; RESPONSE_BYTES];
-                let n = self.status_text(name, &mut out);
+                // In a mapping of its own for this one answer, not on the loop's stack: only
+                // the pages the table fills are touched, and they are gone again after it.
+                let mut out = match AnonMap::new(RESPONSE_BYTES) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        log!(self.log, Level::Error, "control: mmap of ", RESPONSE_BYTES, " bytes for the status table: ", e);
+                        return self.respond(k, Err("out of memory"), &[]);
+                    }
+                };
+                let n = self.status_text(name, out.as_mut_slice());
                 match n {
-                    Ok(n) => self.respond(k, Ok(()), out.get(..n).unwrap_or(&[])),
+                    Ok(n) => self.respond(k, Ok(()), out.as_slice().get(..n).unwrap_or(&[])),
                     Err(e) => self.respond(k, Err(e), &[]),
                 }
             }
@@ -1692,6 +1759,7 @@ impl<'l> Manager<'l> {
     }
 
     /// Answers clients whose start/stop has settled, and drops clients past their deadline.
+    #[inline(never)]
     fn expire_clients(&mut self, now: u64) {
         let mut k = 0;
         while k < self.clients.len() {
@@ -1780,7 +1848,7 @@ impl<'l> Manager<'l> {
                 }
             }
             None => {
-                for s in &self.svcs {
+                for s in self.svcs.iter() {
                     proto::write_status_row(&row(s, now), &mut w).map_err(|_| "response too long")?;
                 }
                 let mut l = Line::new();
@@ -1806,6 +1874,7 @@ impl<'l> Manager<'l> {
     // -----------------------------------------------------------------------------------------
     // On-the-fly upgrade (docs/upgrade.md): swap, resync, rolling restart, commit or rollback
 
+    #[inline(never)]
     fn begin_upgrade(&mut self, path: &str, persist: bool, settle_ms: u64) -> Result<(), String<96>> {
         let refuse = |why: &[u8]| -> Result<(), String<96>> { Err(short(why)) };
         if self.upgrade.phase != UpPhase::Idle {
@@ -1856,6 +1925,7 @@ impl<'l> Manager<'l> {
         self.changed = true;
     }
 
+    #[inline(never)]
     fn upgrade_child_done(&mut self, status: WaitStatus, now: u64) {
         let code = status.exit_code();
         match self.upgrade.phase {
@@ -1966,6 +2036,7 @@ impl<'l> Manager<'l> {
     }
 
     /// Watches the unit being restarted; returns whether the upgrade moved on.
+    #[inline(never)]
     fn upgrade_step(&mut self, now: u64) -> bool {
         let phase = self.upgrade.phase;
         if !matches!(phase, UpPhase::Restarting | UpPhase::Settling) {
@@ -2033,6 +2104,7 @@ impl<'l> Manager<'l> {
         }
     }
 
+    #[inline(never)]
     fn commit_upgrade(&mut self, now: u64) {
         let _ = crate::upgrade::detach_old(self.log);
         let took = now.saturating_sub(self.upgrade.requested_at);
@@ -2064,6 +2136,7 @@ impl<'l> Manager<'l> {
     // -----------------------------------------------------------------------------------------
     // Rescue shell (no units, or autoinit.rescue)
 
+    #[inline(never)]
     fn rescue_shell(&mut self, now: u64) {
         if !self.rescue || self.shutdown.is_some() {
             return;
