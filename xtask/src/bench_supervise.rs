@@ -67,6 +67,11 @@ struct Memory {
 }
 
 impl Memory {
+    /// What the page tables map: the sum of `Rss:` over /proc/1/smaps.
+    fn resident_kib(&self) -> u64 {
+        self.maps.iter().map(|m| m.rss_kib).sum()
+    }
+
     fn get(&self, key: &str) -> Option<u64> {
         self.status.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
@@ -429,19 +434,24 @@ fn memory_md(memory: &[Memory]) -> String {
 PID 1's `/proc/1/status` once every unit runs (checked with `autoinit status`), 2 s later and after one more
 `status` request. The services are `ExecStart=/bin/sleep 100000` units; the console shell is one more unit. kB = KiB.
 Stage 2 runs from its copy on the tmpfs root, so its text is shared memory (RssShmem), not RssFile.
-Goal (issue 4): VmRSS under {RSS_GOAL_KIB} KiB with 100 services.
+*Resident* is the sum of `Rss:` over `/proc/1/smaps`, read right after: the pages the page tables map. The counters of
+`/proc/1/status` can lag it: the kernel (6.1) counts a task's own page faults in a per-task cache that it adds to them
+only every 64 faults, while `madvise(MADV_DONTNEED)` (which PID 1 uses once its units have settled, docs/services.md)
+subtracts at once; VmHWM is updated lazily too. Goal (issue 4): VmRSS under {RSS_GOAL_KIB} KiB with 100 services,
+judged on *resident*.
 
-| services running | units | VmRSS | VmHWM | RssAnon | RssFile | RssShmem | VmStk | VmExe | VmPTE |
-|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| services running | units | resident | VmRSS | VmHWM | RssAnon | RssFile | RssShmem | VmStk | VmExe | VmPTE |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 "
     );
     for m in memory {
         let cell = |k: &str| m.get(k).map_or("n/a".to_string(), |v| format!("{v} kB"));
         let _ = writeln!(
             md,
-            "| {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | **{} kB** | {} | {} | {} | {} | {} | {} | {} | {} |",
             m.services,
             m.services + 1,
+            m.resident_kib(),
             cell("VmRSS"),
             cell("VmHWM"),
             cell("RssAnon"),
@@ -454,11 +464,11 @@ Goal (issue 4): VmRSS under {RSS_GOAL_KIB} KiB with 100 services.
     }
     if let Some(m) = memory.iter().find(|m| m.services == 100) {
         let rss = m.get("VmRSS").unwrap_or(u64::MAX);
-        let hwm = m.get("VmHWM").unwrap_or(u64::MAX);
+        let resident = m.resident_kib();
         let _ = writeln!(
             md,
-            "\n**Goal**: VmRSS {rss} KiB with 100 services (VmHWM {hwm} KiB) against {RSS_GOAL_KIB} KiB: {}.\n",
-            met(rss < RSS_GOAL_KIB)
+            "\n**Goal**: {resident} KiB resident with 100 services (VmRSS {rss} KiB) against {RSS_GOAL_KIB} KiB: {}.\n",
+            met(resident < RSS_GOAL_KIB)
         );
         let _ = writeln!(md, "Where it is, with 100 services (`/proc/1/smaps`; sizes of each mapping, what of it is resident):\n");
         let _ = writeln!(md, "| mapping | size | resident |\n|---|---:|---:|");
@@ -478,7 +488,7 @@ pub fn memory_part(date: &str) -> Result<String> {
     let mut memory = Vec::new();
     for n in SERVICE_COUNTS {
         let m = measure_memory(&t, n).with_context(|| format!("memory with {n} services"))?;
-        println!("xtask: bench: {n} services: PID 1 VmRSS {} kB, VmHWM {} kB", m.get("VmRSS").unwrap_or(0), m.get("VmHWM").unwrap_or(0));
+        println!("xtask: bench: {n} services: PID 1 resident {} kB (smaps), VmRSS {} kB", m.resident_kib(), m.get("VmRSS").unwrap_or(0));
         memory.push(m);
     }
     let mut md = memory_md(&memory);
@@ -513,7 +523,7 @@ pub fn section(date: &str) -> Result<String> {
         boots += 1;
         match measure_memory(&t, n) {
             Ok(m) => {
-                println!("xtask: bench: {n} services: PID 1 VmRSS {} kB, VmHWM {} kB", m.get("VmRSS").unwrap_or(0), m.get("VmHWM").unwrap_or(0));
+                println!("xtask: bench: {n} services: PID 1 resident {} kB (smaps), VmRSS {} kB", m.resident_kib(), m.get("VmRSS").unwrap_or(0));
                 memory.push(m)
             }
             Err(e) => fail(&format!("memory with {n} services"), e),
