@@ -10,7 +10,7 @@ use crate::boot::Path;
 use crate::control_proto::{self as proto, Request};
 use crate::log::{Level, Line, Log, Piece};
 use crate::text::Write as _;
-use crate::outlog::{self, LineSplitter, RateLimit};
+use crate::outlog::{self, LinePool, RateLimit};
 use crate::restart::{Backoff, Decision};
 use crate::shutdown::Action;
 use crate::spawn::{self, Which};
@@ -33,6 +33,9 @@ pub const MAX_SERVICES: usize = 128;
 pub const MAX_CLIENTS: usize = 4;
 /// A service output line longer than this is cut.
 pub const OUT_LINE_BYTES: usize = 200;
+/// Units whose output may end mid-line at the same time (see [`LinePool`]); for more, an
+/// unfinished line is logged as it is.
+pub const OUT_PARTIALS: usize = 16;
 /// After SIGKILL, how long to wait for a group to empty before giving up on it.
 pub const KILL_WAIT_MS: u64 = 5_000;
 /// A control client must send its request within this time.
@@ -209,8 +212,9 @@ struct Service {
     cfg: Config,
     after: Bits,
     requires: Bits,
-    /// A Requires= names a unit that does not exist (its name, for the failure reason).
-    missing_require: Option<String<64>>,
+    /// A Requires= names a unit that does not exist (its name is read again from the file
+    /// for the failure reason: [`Manager::missing_require_reason`]).
+    missing_require: bool,
     state: State,
     /// The manager wants it up (false: stop it, or leave it stopped).
     goal_up: bool,
@@ -234,7 +238,8 @@ struct Service {
     /// commands share one pipe and a restart does not cut the output of what is left.
     out_w: Option<OwnedFd>,
     out_pid: Pid,
-    split: LineSplitter<OUT_LINE_BYTES>,
+    /// Its slot in [`Manager::partials`] while its output ends mid-line.
+    partial: Option<u8>,
     rate: RateLimit,
     /// STATUS= of a notify service, or why it failed.
     note: String<80>,
@@ -254,7 +259,7 @@ impl Service {
             cfg,
             after: Bits::default(),
             requires: Bits::default(),
-            missing_require: None,
+            missing_require: false,
             state: State::Inactive,
             goal_up: true,
             remove: false,
@@ -270,7 +275,7 @@ impl Service {
             out: None,
             out_w: None,
             out_pid: Pid(0),
-            split: LineSplitter::new(),
+            partial: None,
             rate: RateLimit::new(outlog::LINES_BURST, outlog::LINES_PER_SEC),
             note: String::new(),
             populated: false,
@@ -436,6 +441,8 @@ pub struct Manager<'l> {
     committed: String<160>,
     /// A trial boot of a persisted image (persist.rs): ended or rebooted from here.
     trial: Option<(persist::BootImage, persist::TrialWatch)>,
+    /// The units' unfinished output lines.
+    partials: LinePool<OUT_LINE_BYTES, OUT_PARTIALS>,
     /// Units changed state since the pages were last released.
     text_dirty: bool,
     text_released_at: Option<u64>,
@@ -480,6 +487,7 @@ impl<'l> Manager<'l> {
             trial: None,
             boot_image: None,
             committed: String::new(),
+            partials: LinePool::new(),
             text_dirty: true,
             text_released_at: None,
         }
@@ -726,7 +734,7 @@ impl<'l> Manager<'l> {
             let Ok(u) = parsed.unit else { continue };
             let mut after = Bits::default();
             let mut requires = Bits::default();
-            let mut missing: Option<String<64>> = None;
+            let mut missing = false;
             for (list, is_req) in [(&u.after, false), (&u.requires, true), (&u.wants, false)] {
                 for dep in list.iter() {
                     let dep_name = unit::service_name(dep).unwrap_or(dep);
@@ -737,11 +745,7 @@ impl<'l> Manager<'l> {
                             }
                         }
                         Some(_) => {}
-                        None if is_req => {
-                            let mut m = String::new();
-                            let _ = m.push_str(dep_name.get(..dep_name.len().min(64)).unwrap_or(""));
-                            missing = Some(m);
-                        }
+                        None if is_req => missing = true,
                         None => {}
                     }
                 }
@@ -1029,11 +1033,24 @@ impl<'l> Manager<'l> {
         !self.svcs.iter().any(|s| s.after.has(i) && (s.active() || s.state == State::Stopping))
     }
 
+    /// Why unit `i` cannot start: the first name in its Requires= that is not a unit. Read
+    /// from the file again, which only this failure needs, instead of kept for every unit.
+    #[inline(never)]
+    fn missing_require_reason(&self, i: usize) -> Line {
+        let mut text = [0u8; unit::UNIT_FILE_BYTES];
+        let n = spawn::read_unit_file(self.name(i), &mut text).unwrap_or(0);
+        let parsed = unit::parse(text.get_mut(..n).unwrap_or(&mut []));
+        let missing = parsed.unit.ok().and_then(|u| {
+            u.requires.iter().map(|d| unit::service_name(d).unwrap_or(d)).find(|d| self.find(d).is_none()).map(|d| line!("requires ", d, ", which does not exist"))
+        });
+        missing.unwrap_or_else(|| line!("requires a unit that does not exist"))
+    }
+
     /// Some(Ok) to start now, Some(Err(reason)) to fail, None to keep waiting.
     fn deps_ready(&self, i: usize) -> Option<Result<(), Line>> {
         let s = self.svcs.get(i)?;
-        if let Some(m) = &s.missing_require {
-            return Some(Err(line!("requires ", m.as_str(), ", which does not exist")));
+        if s.missing_require {
+            return Some(Err(self.missing_require_reason(i)));
         }
         for j in s.requires.iter() {
             let Some(d) = self.svcs.get(j) else { continue };
@@ -1118,7 +1135,7 @@ impl<'l> Manager<'l> {
         if s.cfg.kmsg && s.out_w.is_none() {
             match io::pipe2(true, true) {
                 Ok((r, w)) => {
-                    flush_output(log, s);
+                    flush_output(log, s, &mut self.partials);
                     s.out = Some(r);
                     s.out_w = Some(w);
                 }
@@ -1297,7 +1314,8 @@ impl<'l> Manager<'l> {
         while i < self.svcs.len() {
             let gone = self.svcs.get(i).is_some_and(|s| s.remove && !s.active() && s.state != State::Stopping && s.out.is_none());
             if gone {
-                let Some(s) = self.svcs.remove(i) else { break };
+                let Some(mut s) = self.svcs.remove(i) else { break };
+                flush_output(self.log, &mut s, &mut self.partials);
                 if cgroups {
                     let _ = cgroup::remove(s.name.as_str());
                 }
@@ -1582,7 +1600,7 @@ impl<'l> Manager<'l> {
         for _ in 0..8 {
             match fs::read(fd, &mut buf) {
                 Ok(0) => {
-                    flush_output(log, s);
+                    flush_output(log, s, &mut self.partials);
                     s.out = None;
                     return;
                 }
@@ -1591,7 +1609,7 @@ impl<'l> Manager<'l> {
                     let name = s.name.clone();
                     let pid = s.out_pid;
                     let rate = &mut s.rate;
-                    s.split.push(buf.get(..n).unwrap_or(&[]), |text, _cut| emit_line(log, rate, now, &name, pid, text));
+                    s.partial = self.partials.push(s.partial, buf.get(..n).unwrap_or(&[]), |text, _cut| emit_line(log, rate, now, &name, pid, text));
                 }
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => return,
                 Err(_) => {
@@ -2235,12 +2253,12 @@ fn emit_line(log: &Log, rate: &mut RateLimit, now: u64, name: &str, pid: Pid, te
     }
 }
 
-fn flush_output(log: &Log, s: &mut Service) {
+fn flush_output(log: &Log, s: &mut Service, partials: &mut LinePool<OUT_LINE_BYTES, OUT_PARTIALS>) {
     let name = s.name.clone();
     let pid = s.out_pid;
     let rate = &mut s.rate;
     let now = now_ms();
-    s.split.flush(|text, _cut| emit_line(log, rate, now, &name, pid, text));
+    partials.flush(s.partial.take(), |text, _cut| emit_line(log, rate, now, &name, pid, text));
 }
 
 /// A unix socket bound at `path` (replacing a stale one), with `mode`; listening if a stream.
@@ -2258,5 +2276,18 @@ fn listen_socket(ty: SocketType, path: &core::ffi::CStr, mode: u32) -> Result<Ow
 impl Piece for String<64> {
     fn put(&self, l: &mut Line) {
         l.push(self.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/services.md ("Capacities") gives the per-unit size: change both together.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_unit_costs_what_the_docs_say() {
+        std::println!("Service: {} bytes", core::mem::size_of::<Service>());
+        assert!(core::mem::size_of::<Service>() <= 432, "Service is {} bytes", core::mem::size_of::<Service>());
     }
 }
