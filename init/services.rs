@@ -879,6 +879,7 @@ impl<'l> Manager<'l> {
         }
     }
 
+    #[inline(never)]
     fn next_deadline(&self) -> Option<u64> {
         let mut next: Option<u64> = None;
         let mut consider = |t: Option<u64>| {
@@ -964,6 +965,7 @@ impl<'l> Manager<'l> {
     }
 
     /// One unit: returns whether it changed state.
+    #[inline(never)]
     fn step_unit(&mut self, i: usize, now: u64) -> bool {
         let Some(s) = self.svcs.get(i) else { return false };
         let state = s.state;
@@ -1070,6 +1072,7 @@ impl<'l> Manager<'l> {
         Some(Ok(()))
     }
 
+    #[inline(never)]
     fn begin_start(&mut self, i: usize, now: u64) {
         // Conditions are read from the file as it is now.
         match self.conditions_hold(i) {
@@ -1215,6 +1218,7 @@ impl<'l> Manager<'l> {
     }
 
     /// Stopping: done when no process of it is left. Escalates to SIGKILL at the deadline.
+    #[inline(never)]
     fn check_stopped(&mut self, i: usize, now: u64) -> bool {
         let log = self.log;
         let cgroups = self.cgroups;
@@ -1308,6 +1312,7 @@ impl<'l> Manager<'l> {
         self.svcs.get(i).map_or("?", |s| s.name.as_str())
     }
 
+    #[inline(never)]
     fn forget_removed(&mut self) {
         let cgroups = self.cgroups;
         let mut i = 0;
@@ -1331,6 +1336,7 @@ impl<'l> Manager<'l> {
     // -----------------------------------------------------------------------------------------
     // Children
 
+    #[inline(never)]
     fn reap(&mut self) {
         loop {
             match process::wait4(-1, WaitFlags::NOHANG) {
@@ -1613,6 +1619,8 @@ impl<'l> Manager<'l> {
                 }
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => return,
                 Err(_) => {
+                    // Its shared line buffer goes back to the others now.
+                    flush_output(log, s, &mut self.partials);
                     s.out = None;
                     return;
                 }
@@ -1623,6 +1631,7 @@ impl<'l> Manager<'l> {
     // -----------------------------------------------------------------------------------------
     // Control clients
 
+    #[inline(never)]
     fn accept_clients(&mut self) {
         let Some(l) = &self.control else { return };
         while self.clients.len() < MAX_CLIENTS {
