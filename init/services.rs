@@ -851,6 +851,9 @@ impl<'l> Manager<'l> {
                 }
             };
             if ready > 0 {
+                // Whatever it handles may run code released with the text: release it again
+                // (after the gap) even if no unit changes state.
+                self.text_dirty = true;
                 for k in 0..n {
                     let (Some(p), Some(src)) = (pfds.get(k), srcs.get(k)) else { continue };
                     if p.revents == 0 {
