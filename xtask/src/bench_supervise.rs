@@ -437,7 +437,8 @@ Stage 2 runs from its copy on the tmpfs root, so its text is shared memory (RssS
 *Resident* is the sum of `Rss:` over `/proc/1/smaps`, read right after: the pages the page tables map. The counters of
 `/proc/1/status` can lag it: the kernel (6.1) counts a task's own page faults in a per-task cache that it adds to them
 only every 64 faults, while `madvise(MADV_DONTNEED)` (which PID 1 uses once its units have settled, docs/services.md)
-subtracts at once; VmHWM is updated lazily too. Goal (issue 4): VmRSS under {RSS_GOAL_KIB} KiB with 100 services,
+subtracts at once. VmHWM is the peak of start-up (the whole text and the stack of loading the units), before
+the first release, and is updated lazily too. Goal (issue 4): VmRSS under {RSS_GOAL_KIB} KiB with 100 services,
 judged on *resident*. How PID 1 keeps it low (the unit table in a mapping of its own, text and dead stack released
 once the units have settled, the loop's code placed together): docs/services.md, \"Memory\".
 
