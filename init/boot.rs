@@ -23,7 +23,7 @@ use syscall::time::{self, Clock, Timespec};
 use syscall::{AsFd, BorrowedFd, Errno, OwnedFd};
 
 /// The new root, a tmpfs, while it is being built (a directory of the initramfs).
-const NEWROOT: &str = "/newroot";
+pub(crate) const NEWROOT: &str = "/newroot";
 /// Top-level names of the image that are never linked: they are mount points or the root's own.
 /// Shared with the upgrade's resync (upgrade.rs), which must skip the same names.
 pub(crate) const NOT_LINKED: &[&str] = &["_upgrade", "etc", "proc", "sys", "dev", "run", "tmp", "boot_disk", "data", "rofs_root", "__autoinit__"];
@@ -33,8 +33,7 @@ pub const MODULES_FILE_MAX: usize = 2 << 20;
 pub const MAX_LOADED: usize = 64;
 /// How many overlays are applied.
 pub const MAX_OVERLAYS: usize = 32;
-/// Longest path autoinit builds.
-pub const PATH_BYTES: usize = 512;
+pub use crate::path::{Path, PATH_BYTES};
 /// Bytes read from a block device to identify it (filesystem superblocks, partition tables).
 const PROBE_BYTES: usize = 64 * 1024;
 
@@ -44,64 +43,6 @@ pub enum Outcome {
     NoSystem,
     /// Something failed; it has been logged. The caller starts the rescue shell.
     Failed,
-}
-
-/// A path built in a fixed buffer.
-pub struct Path {
-    buf: [u8; PATH_BYTES],
-    len: usize,
-}
-
-impl Path {
-    pub fn new() -> Path {
-        Path { buf: [0; PATH_BYTES], len: 0 }
-    }
-
-    /// Joins `parts`; `None` if it does not fit or contains a NUL.
-    pub fn of(parts: &[&[u8]]) -> Option<Path> {
-        let mut p = Path::new();
-        for part in parts {
-            p.push(part)?;
-        }
-        Some(p)
-    }
-
-    pub fn push(&mut self, part: &[u8]) -> Option<()> {
-        for &b in part {
-            if b == 0 || self.len + 1 >= PATH_BYTES {
-                return None;
-            }
-            *self.buf.get_mut(self.len)? = b;
-            self.len += 1;
-        }
-        Some(())
-    }
-
-    pub fn c(&self) -> &CStr {
-        // The byte after `len` is always 0: `push` stops one short of the end.
-        CStr::from_bytes_until_nul(self.buf.get(..=self.len).unwrap_or(b"\0")).unwrap_or(c"")
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or(&[])
-    }
-}
-
-impl Default for Path {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl crate::log::Piece for Path {
-    /// As the booted system will see it: without the `/newroot` prefix of the build.
-    fn put(&self, l: &mut crate::log::Line) {
-        let b = self.bytes();
-        l.push(match b.strip_prefix(NEWROOT.as_bytes()) {
-            Some(rest) if rest.starts_with(b"/") => rest,
-            _ => b,
-        })
-    }
 }
 
 fn path(parts: &[&[u8]]) -> Result<Path, Errno> {

@@ -34,6 +34,7 @@ pub mod notify_msg;
 pub mod outlog;
 pub mod partition;
 pub mod passwd;
+pub mod path;
 pub mod persist;
 pub mod pid1;
 pub mod rescue;

@@ -89,6 +89,73 @@ impl<const N: usize> LineSplitter<N> {
     }
 }
 
+/// Lines being assembled for many outputs (the units' pipes) in `K` shared [`LineSplitter`]s:
+/// an output holds one only while its bytes end mid-line (or it drops the rest of a cut
+/// line), which is rare for line-buffered writers, instead of every output owning one. When
+/// all `K` are held, an output's bytes are split on their own and its unfinished line is
+/// handed out at once as it is, as at EOF.
+pub struct LinePool<const N: usize, const K: usize> {
+    lines: [LineSplitter<N>; K],
+    held: [bool; K],
+}
+
+impl<const N: usize, const K: usize> Default for LinePool<N, K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize, const K: usize> LinePool<N, K> {
+    /// Slots are numbered with a `u8`.
+    const SLOTS_FIT: () = assert!(K <= 255, "LinePool: at most 255 slots");
+
+    pub const fn new() -> Self {
+        let () = Self::SLOTS_FIT;
+        LinePool { lines: [const { LineSplitter::new() }; K], held: [false; K] }
+    }
+
+    /// Takes `bytes` of the output that holds `slot` (None: none yet); `emit` as for
+    /// [`LineSplitter::push`]. Returns the slot the output holds afterwards.
+    pub fn push(&mut self, slot: Option<u8>, bytes: &[u8], mut emit: impl FnMut(&[u8], bool)) -> Option<u8> {
+        let k = slot.map(usize::from).filter(|&k| self.held.get(k) == Some(&true)).or_else(|| self.held.iter().position(|h| !h));
+        match k.and_then(|k| Some((k, self.lines.get_mut(k)?))) {
+            Some((k, split)) => {
+                split.push(bytes, &mut emit);
+                let idle = split.len == 0 && !split.dropping;
+                if let Some(h) = self.held.get_mut(k) {
+                    *h = !idle;
+                }
+                if idle { None } else { u8::try_from(k).ok() }
+            }
+            None => {
+                let mut split = LineSplitter::<N>::new();
+                split.push(bytes, &mut emit);
+                split.flush(&mut emit);
+                None
+            }
+        }
+    }
+
+    /// At EOF, or when the output goes away: hands out its unfinished line and frees its slot.
+    pub fn flush(&mut self, slot: Option<u8>, emit: impl FnMut(&[u8], bool)) {
+        let Some(k) = slot.map(usize::from) else { return };
+        if self.held.get(k) != Some(&true) {
+            return;
+        }
+        if let Some(split) = self.lines.get_mut(k) {
+            split.flush(emit);
+        }
+        if let Some(h) = self.held.get_mut(k) {
+            *h = false;
+        }
+    }
+
+    /// Slots held now.
+    pub fn held(&self) -> usize {
+        self.held.iter().filter(|h| **h).count()
+    }
+}
+
 /// What [`RateLimit::allow`] decides for one line.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 pub enum Allow {
@@ -302,6 +369,51 @@ mod tests {
 
     fn owned(v: &[(&str, bool)]) -> Vec<(String, bool)> {
         v.iter().map(|&(s, c)| (s.to_string(), c)).collect()
+    }
+
+    fn pool_lines<const N: usize, const K: usize>(p: &mut LinePool<N, K>, slot: &mut Option<u8>, bytes: &[u8]) -> Vec<String> {
+        let mut got = Vec::new();
+        *slot = p.push(*slot, bytes, |l, _| got.push(String::from_utf8_lossy(l).into_owned()));
+        got
+    }
+
+    #[test]
+    fn pool_holds_a_slot_only_for_an_unfinished_line() {
+        let mut p = LinePool::<16, 2>::new();
+        let (mut a, mut b) = (None, None);
+        assert_eq!(pool_lines(&mut p, &mut a, b"whole\n"), ["whole"]);
+        assert_eq!((a, p.held()), (None, 0));
+        assert!(pool_lines(&mut p, &mut a, b"hal").is_empty());
+        assert!(pool_lines(&mut p, &mut b, b"other").is_empty());
+        assert_eq!(p.held(), 2);
+        assert_ne!(a, b);
+        assert_eq!(pool_lines(&mut p, &mut a, b"f\nne"), ["half"]);
+        assert_eq!(pool_lines(&mut p, &mut b, b" one\n"), ["other one"]);
+        assert_eq!((b, p.held()), (None, 1));
+        let mut got = Vec::new();
+        p.flush(a, |l, _| got.push(String::from_utf8_lossy(l).into_owned()));
+        assert_eq!((got, p.held()), (vec!["ne".to_string()], 0));
+    }
+
+    #[test]
+    fn pool_full_hands_out_an_unfinished_line_at_once() {
+        let mut p = LinePool::<16, 1>::new();
+        let (mut a, mut b) = (None, None);
+        assert!(pool_lines(&mut p, &mut a, b"waits").is_empty());
+        assert_eq!(pool_lines(&mut p, &mut b, b"one\ntwo"), ["one", "two"]);
+        assert_eq!((b, p.held()), (None, 1));
+        assert_eq!(pool_lines(&mut p, &mut a, b"!\n"), ["waits!"]);
+        assert_eq!(p.held(), 0);
+    }
+
+    #[test]
+    fn pool_keeps_the_slot_while_dropping_a_cut_line() {
+        let mut p = LinePool::<4, 1>::new();
+        let mut a = None;
+        assert_eq!(pool_lines(&mut p, &mut a, b"abcdefg"), ["abcd"]);
+        assert_eq!(p.held(), 1);
+        assert_eq!(pool_lines(&mut p, &mut a, b"hij\nok\n"), ["ok"]);
+        assert_eq!((a, p.held()), (None, 0));
     }
 
     #[test]

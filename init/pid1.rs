@@ -75,13 +75,25 @@ pub fn main(args: Args) -> ! {
 }
 
 fn run(args: Args, stage: Stage) -> ! {
-    let after_panic = stage == Stage::AfterPanic;
     // Nothing may interrupt PID 1: signals are read from a signalfd.
     let _ = signal::sigprocmask(MaskHow::Set, &SigSet::FULL);
     // Ctrl-Alt-Del sends SIGINT (a reboot, through the orderly path) instead of resetting.
     let _ = system::reboot(RebootCmd::CadOff);
 
     let mut log = Log::console_only();
+    // The signalfd comes back through `sigfd` so that the manager is returned straight into
+    // this frame, not through a temporary (the copy would double this frame).
+    let mut sigfd = None;
+    let mut manager = start(args, stage, &mut log, &mut sigfd);
+    manager.run(sigfd)
+}
+
+/// Everything up to the main loop: the boot stage (stage 1) or the units (stage 2). A
+/// function of its own so that its large frame (the command line, the boot stage) is not
+/// part of the stack under the loop, which releases it once the units have settled.
+#[inline(never)]
+fn start<'l>(args: Args, stage: Stage, log: &'l mut Log, sigfd_out: &mut Option<syscall::OwnedFd>) -> services::Manager<'l> {
+    let after_panic = stage == Stage::AfterPanic;
     if stage == Stage::Stage2 {
         // /dev, /proc and /sys were moved here by stage 1; mounting them again would stack.
         let kmsg = log.open_kmsg();
@@ -140,7 +152,8 @@ fn run(args: Args, stage: Stage) -> ! {
         }
     };
     let env = rescue::environment(args.env());
-    let mut manager = services::Manager::new(&log, env);
+    let log: &'l Log = log;
+    let mut manager = services::Manager::new(log, env);
     match stage {
         Stage::Initramfs => {
             match boot::run(&log, &parsed.settings, manager.shell_env()) {
@@ -174,7 +187,8 @@ fn run(args: Args, stage: Stage) -> ! {
         }
         Stage::AfterPanic => manager.with_rescue_shell(),
     }
-    manager.run(sigfd)
+    *sigfd_out = sigfd;
+    manager
 }
 
 /// Mounts a pseudo-filesystem, creating the mount point; "already mounted" is success.

@@ -10,7 +10,7 @@ use crate::boot::Path;
 use crate::control_proto::{self as proto, Request};
 use crate::log::{Level, Line, Log, Piece};
 use crate::text::Write as _;
-use crate::outlog::{self, LineSplitter, RateLimit};
+use crate::outlog::{self, LinePool, RateLimit};
 use crate::restart::{Backoff, Decision};
 use crate::shutdown::Action;
 use crate::spawn::{self, Which};
@@ -19,6 +19,7 @@ use crate::watchdog::Watchdog;
 use crate::{cgroup, notify_msg, persist, rescue, sha256};
 use heapless::{String, Vec};
 use syscall::fs::{self, Dirents, OFlags};
+use syscall::mm::{AnonMap, MapVec};
 use syscall::io::{self, PollFd, POLLIN};
 use syscall::net::{self, SocketType};
 use syscall::process::{self, ArgList, Fork, Pid, WaitFlags, WaitStatus};
@@ -32,6 +33,9 @@ pub const MAX_SERVICES: usize = 128;
 pub const MAX_CLIENTS: usize = 4;
 /// A service output line longer than this is cut.
 pub const OUT_LINE_BYTES: usize = 200;
+/// Units whose output may end mid-line at the same time (see [`LinePool`]); for more, an
+/// unfinished line is logged as it is.
+pub const OUT_PARTIALS: usize = 16;
 /// After SIGKILL, how long to wait for a group to empty before giving up on it.
 pub const KILL_WAIT_MS: u64 = 5_000;
 /// A control client must send its request within this time.
@@ -46,6 +50,9 @@ pub const CONTROL_SOCKET: &core::ffi::CStr = c"/run/autoinit/control";
 const NOTIFY_SOCKET_C: &core::ffi::CStr = c"/run/autoinit/notify";
 /// How long a child's exit code stays in `status`, for its LAST-EXIT column.
 const RESCUE_RESPAWN_MS: u64 = 2000;
+/// PID 1's text and dead stack pages are released (see [`Manager::release_pages`]) at most
+/// this often.
+const TEXT_RELEASE_GAP_MS: u64 = 10_000;
 
 /// A set of unit indices.
 #[derive(Copy, Clone, Default, PartialEq, Eq)]
@@ -209,8 +216,9 @@ struct Service {
     cfg: Config,
     after: Bits,
     requires: Bits,
-    /// A Requires= names a unit that does not exist (its name, for the failure reason).
-    missing_require: Option<String<64>>,
+    /// A Requires= names a unit that does not exist (its name is read again from the file
+    /// for the failure reason: [`Manager::missing_require_reason`]).
+    missing_require: bool,
     state: State,
     /// The manager wants it up (false: stop it, or leave it stopped).
     goal_up: bool,
@@ -234,7 +242,8 @@ struct Service {
     /// commands share one pipe and a restart does not cut the output of what is left.
     out_w: Option<OwnedFd>,
     out_pid: Pid,
-    split: LineSplitter<OUT_LINE_BYTES>,
+    /// Its slot in [`Manager::partials`] while its output ends mid-line.
+    partial: Option<u8>,
     rate: RateLimit,
     /// STATUS= of a notify service, or why it failed.
     note: String<80>,
@@ -254,7 +263,7 @@ impl Service {
             cfg,
             after: Bits::default(),
             requires: Bits::default(),
-            missing_require: None,
+            missing_require: false,
             state: State::Inactive,
             goal_up: true,
             remove: false,
@@ -270,7 +279,7 @@ impl Service {
             out: None,
             out_w: None,
             out_pid: Pid(0),
-            split: LineSplitter::new(),
+            partial: None,
             rate: RateLimit::new(outlog::LINES_BURST, outlog::LINES_PER_SEC),
             note: String::new(),
             populated: false,
@@ -436,7 +445,9 @@ enum Source {
 
 pub struct Manager<'l> {
     log: &'l Log,
-    svcs: Vec<Service, MAX_SERVICES>,
+    /// The units, in a mapping of their own (see [`MapVec`]): only the pages of the slots in
+    /// use are resident, and nothing of it is on the stack.
+    svcs: MapVec<Service>,
     cgroups: bool,
     notify: Option<OwnedFd>,
     control: Option<OwnedFd>,
@@ -458,6 +469,11 @@ pub struct Manager<'l> {
     committed: String<160>,
     /// A trial boot of a persisted image (persist.rs): ended or rebooted from here.
     trial: Option<(persist::BootImage, persist::TrialWatch)>,
+    /// The units' unfinished output lines.
+    partials: LinePool<OUT_LINE_BYTES, OUT_PARTIALS>,
+    /// Units changed state since the pages were last released.
+    text_dirty: bool,
+    text_released_at: Option<u64>,
 }
 
 fn now_ms() -> u64 {
@@ -475,7 +491,13 @@ impl<'l> Manager<'l> {
     pub fn new(log: &'l Log, shell_env: ArgList<'static, { rescue::MAX_ENV + 2 }>) -> Manager<'l> {
         Manager {
             log,
-            svcs: Vec::new(),
+            svcs: match MapVec::with_capacity(MAX_SERVICES) {
+                Ok(t) => t,
+                Err(e) => {
+                    log!(log, Level::Error, "service table: mmap of ", MAX_SERVICES * core::mem::size_of::<Service>(), " bytes: ", e, "; no units can be loaded");
+                    MapVec::empty()
+                }
+            },
             cgroups: false,
             notify: None,
             control: None,
@@ -493,6 +515,9 @@ impl<'l> Manager<'l> {
             trial: None,
             boot_image: None,
             committed: String::new(),
+            partials: LinePool::new(),
+            text_dirty: true,
+            text_released_at: None,
         }
     }
 
@@ -509,6 +534,7 @@ impl<'l> Manager<'l> {
         self.trial = Some((bi, w));
     }
 
+    #[inline(never)]
     fn check_trial(&mut self, now: u64) {
         if self.shutdown.is_some() || self.trial.is_none() {
             return;
@@ -666,7 +692,7 @@ impl<'l> Manager<'l> {
             }
         }
         if too_many > 0 {
-            log!(log, Level::Error, "services: more than ", MAX_SERVICES, " units: ", too_many, " not loaded");
+            log!(log, Level::Error, "services: more than ", self.svcs.capacity(), " units: ", too_many, " not loaded");
         }
         if mode != Scan::Boot {
             for (i, s) in self.svcs.iter_mut().enumerate() {
@@ -739,7 +765,7 @@ impl<'l> Manager<'l> {
             let Ok(u) = parsed.unit else { continue };
             let mut after = Bits::default();
             let mut requires = Bits::default();
-            let mut missing: Option<String<64>> = None;
+            let mut missing = false;
             for (list, is_req) in [(&u.after, false), (&u.requires, true), (&u.wants, false)] {
                 for dep in list.iter() {
                     let dep_name = unit::service_name(dep).unwrap_or(dep);
@@ -750,11 +776,7 @@ impl<'l> Manager<'l> {
                             }
                         }
                         Some(_) => {}
-                        None if is_req => {
-                            let mut m = String::new();
-                            let _ = m.push_str(dep_name.get(..dep_name.len().min(64)).unwrap_or(""));
-                            missing = Some(m);
-                        }
+                        None if is_req => missing = true,
                         None => {}
                     }
                 }
@@ -797,7 +819,10 @@ impl<'l> Manager<'l> {
     }
 
     fn find(&self, name: &str) -> Option<usize> {
-        let name = unit::service_name(name).unwrap_or(name);
+        // Not unit::service_name(): this runs in the main loop, and unit.rs's code is placed
+        // with the code it does not run (linker/ARCH.ld). A name that is not valid matches no
+        // unit either way.
+        let name = name.strip_suffix(".service").unwrap_or(name);
         self.svcs.iter().position(|s| s.name.as_str() == name)
     }
 
@@ -815,6 +840,7 @@ impl<'l> Manager<'l> {
                 w.pet_if_due(now);
             }
             self.rescue_shell(now);
+            self.release_pages(now);
             // Build the poll set.
             let mut n = 0usize;
             let mut add = |fd: &OwnedFd, src: Source, pfds: &mut [PollFd], srcs: &mut [Source]| {
@@ -856,6 +882,9 @@ impl<'l> Manager<'l> {
                 }
             };
             if ready > 0 {
+                // Whatever it handles may run code released with the text: release it again
+                // (after the gap) even if no unit changes state.
+                self.text_dirty = true;
                 for k in 0..n {
                     let (Some(p), Some(src)) = (pfds.get(k), srcs.get(k)) else { continue };
                     if p.revents == 0 {
@@ -884,6 +913,7 @@ impl<'l> Manager<'l> {
         }
     }
 
+    #[inline(never)]
     fn next_deadline(&self) -> Option<u64> {
         let mut next: Option<u64> = None;
         let mut consider = |t: Option<u64>| {
@@ -891,7 +921,7 @@ impl<'l> Manager<'l> {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
-        for s in &self.svcs {
+        for s in self.svcs.iter() {
             consider(s.deadline);
             // A group that is still populated after its main process went is re-checked.
             if s.state == State::Stopping && s.main.is_none() && s.ctl.is_none() {
@@ -910,10 +940,42 @@ impl<'l> Manager<'l> {
             _ => {}
         }
         consider(self.trial.as_ref().and_then(|(_, w)| w.next_check()));
+        if self.text_dirty && self.quiet() {
+            consider(self.text_released_at.map(|t| t.saturating_add(TEXT_RELEASE_GAP_MS)));
+        }
         if self.changed {
             consider(Some(0));
         }
         next
+    }
+
+    /// Every unit has settled and nothing else is under way (no upgrade, no shutdown).
+    fn quiet(&self) -> bool {
+        !self.changed && self.shutdown.is_none() && self.upgrade.phase == UpPhase::Idle && self.svcs.iter().all(|s| s.state.settled())
+    }
+
+    /// Once the units have settled after a burst of work (start-up, reload, restarts), drops
+    /// PID 1's text pages and the dead part of its stack from its resident set, at most every
+    /// [`TEXT_RELEASE_GAP_MS`]: the code that did the work (loading units) and the stack its
+    /// deep frames touched (parsing unit files) stay out until they are used again, and what
+    /// the loop runs comes back from the file as it is touched (docs/services.md, "Memory").
+    #[inline(never)]
+    fn release_pages(&mut self, now: u64) {
+        if !self.quiet() {
+            self.text_dirty = true;
+            return;
+        }
+        if !self.text_dirty || self.text_released_at.is_some_and(|t| now < t.saturating_add(TEXT_RELEASE_GAP_MS)) {
+            return;
+        }
+        if let Err(e) = syscall::mm::release_text() {
+            log!(self.log, Level::Debug, "madvise(MADV_DONTNEED) of the text: ", e);
+        }
+        if let Err(e) = syscall::mm::release_stack() {
+            log!(self.log, Level::Debug, "madvise(MADV_DONTNEED) of the dead stack: ", e);
+        }
+        self.text_dirty = false;
+        self.text_released_at = Some(now);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -937,6 +999,7 @@ impl<'l> Manager<'l> {
     }
 
     /// One unit: returns whether it changed state.
+    #[inline(never)]
     fn step_unit(&mut self, i: usize, now: u64) -> bool {
         let Some(s) = self.svcs.get(i) else { return false };
         let state = s.state;
@@ -1006,11 +1069,24 @@ impl<'l> Manager<'l> {
         !self.svcs.iter().any(|s| s.after.has(i) && (s.active() || s.state == State::Stopping))
     }
 
+    /// Why unit `i` cannot start: the first name in its Requires= that is not a unit. Read
+    /// from the file again, which only this failure needs, instead of kept for every unit.
+    #[inline(never)]
+    fn missing_require_reason(&self, i: usize) -> Line {
+        let mut text = [0u8; unit::UNIT_FILE_BYTES];
+        let n = spawn::read_unit_file(self.name(i), &mut text).unwrap_or(0);
+        let parsed = unit::parse(text.get_mut(..n).unwrap_or(&mut []));
+        let missing = parsed.unit.ok().and_then(|u| {
+            u.requires.iter().map(|d| unit::service_name(d).unwrap_or(d)).find(|d| self.find(d).is_none()).map(|d| line!("requires ", d, ", which does not exist"))
+        });
+        missing.unwrap_or_else(|| line!("requires a unit that does not exist"))
+    }
+
     /// Some(Ok) to start now, Some(Err(reason)) to fail, None to keep waiting.
     fn deps_ready(&self, i: usize) -> Option<Result<(), Line>> {
         let s = self.svcs.get(i)?;
-        if let Some(m) = &s.missing_require {
-            return Some(Err(line!("requires ", m.as_str(), ", which does not exist")));
+        if s.missing_require {
+            return Some(Err(self.missing_require_reason(i)));
         }
         for j in s.requires.iter() {
             let Some(d) = self.svcs.get(j) else { continue };
@@ -1030,6 +1106,7 @@ impl<'l> Manager<'l> {
         Some(Ok(()))
     }
 
+    #[inline(never)]
     fn begin_start(&mut self, i: usize, now: u64) {
         // Conditions are read from the file as it is now.
         match self.conditions_hold(i) {
@@ -1095,7 +1172,7 @@ impl<'l> Manager<'l> {
         if s.cfg.kmsg && s.out_w.is_none() {
             match io::pipe2(true, true) {
                 Ok((r, w)) => {
-                    flush_output(log, s);
+                    flush_output(log, s, &mut self.partials);
                     s.out = Some(r);
                     s.out_w = Some(w);
                 }
@@ -1175,6 +1252,7 @@ impl<'l> Manager<'l> {
     }
 
     /// Stopping: done when no process of it is left. Escalates to SIGKILL at the deadline.
+    #[inline(never)]
     fn check_stopped(&mut self, i: usize, now: u64) -> bool {
         let log = self.log;
         let cgroups = self.cgroups;
@@ -1291,13 +1369,15 @@ impl<'l> Manager<'l> {
         self.svcs.get(i).map_or("?", |s| s.name.as_str())
     }
 
+    #[inline(never)]
     fn forget_removed(&mut self) {
         let cgroups = self.cgroups;
         let mut i = 0;
         while i < self.svcs.len() {
             let gone = self.svcs.get(i).is_some_and(|s| s.remove && !s.active() && s.state != State::Stopping && s.out.is_none());
             if gone {
-                let s = self.svcs.remove(i);
+                let Some(mut s) = self.svcs.remove(i) else { break };
+                flush_output(self.log, &mut s, &mut self.partials);
                 if cgroups {
                     let _ = cgroup::remove(s.name.as_str());
                 }
@@ -1313,6 +1393,7 @@ impl<'l> Manager<'l> {
     // -----------------------------------------------------------------------------------------
     // Children
 
+    #[inline(never)]
     fn reap(&mut self) {
         loop {
             match process::wait4(-1, WaitFlags::NOHANG) {
@@ -1327,6 +1408,7 @@ impl<'l> Manager<'l> {
         }
     }
 
+    #[inline(never)]
     fn child_exited(&mut self, pid: Pid, status: WaitStatus) {
         let now = now_ms();
         if Some(pid) == self.shell {
@@ -1528,6 +1610,7 @@ impl<'l> Manager<'l> {
         (a, c, r)
     }
 
+    #[inline(never)]
     fn read_notify(&mut self) {
         let mut buf = [0u8; notify_msg::NOTIFY_BYTES];
         // Bounded: a flood of datagrams cannot keep PID 1 here.
@@ -1584,6 +1667,7 @@ impl<'l> Manager<'l> {
         }
     }
 
+    #[inline(never)]
     fn read_output(&mut self, i: usize) {
         let log = self.log;
         let Some(s) = self.svcs.get_mut(i) else { return };
@@ -1593,7 +1677,7 @@ impl<'l> Manager<'l> {
         for _ in 0..8 {
             match fs::read(fd, &mut buf) {
                 Ok(0) => {
-                    flush_output(log, s);
+                    flush_output(log, s, &mut self.partials);
                     s.out = None;
                     return;
                 }
@@ -1602,10 +1686,12 @@ impl<'l> Manager<'l> {
                     let name = s.name.clone();
                     let pid = s.out_pid;
                     let rate = &mut s.rate;
-                    s.split.push(buf.get(..n).unwrap_or(&[]), |text, _cut| emit_line(log, rate, now, &name, pid, text));
+                    s.partial = self.partials.push(s.partial, buf.get(..n).unwrap_or(&[]), |text, _cut| emit_line(log, rate, now, &name, pid, text));
                 }
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => return,
                 Err(_) => {
+                    // Its shared line buffer goes back to the others now.
+                    flush_output(log, s, &mut self.partials);
                     s.out = None;
                     return;
                 }
@@ -1616,6 +1702,7 @@ impl<'l> Manager<'l> {
     // -----------------------------------------------------------------------------------------
     // Control clients
 
+    #[inline(never)]
     fn accept_clients(&mut self) {
         let Some(l) = &self.control else { return };
         while self.clients.len() < MAX_CLIENTS {
@@ -1634,6 +1721,7 @@ impl<'l> Manager<'l> {
         }
     }
 
+    #[inline(never)]
     fn read_client(&mut self, k: usize) {
         let Some(c) = self.clients.get_mut(k) else { return };
         let mut buf = [0u8; 256];
@@ -1667,6 +1755,7 @@ impl<'l> Manager<'l> {
         }
     }
 
+    #[inline(never)]
     fn handle_request(&mut self, k: usize, bytes: &[u8]) {
         let req = match proto::parse_request(bytes) {
             Ok(r) => r,
@@ -1678,10 +1767,18 @@ impl<'l> Manager<'l> {
         };
         match req {
             Request::Status(name) => {
-                let mut out = [0u8; RESPONSE_BYTES];
-                let n = self.status_text(name, &mut out);
+                // In a mapping of its own for this one answer, not on the loop's stack: only
+                // the pages the table fills are touched, and they are gone again after it.
+                let mut out = match AnonMap::new(RESPONSE_BYTES) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        log!(self.log, Level::Error, "control: mmap of ", RESPONSE_BYTES, " bytes for the status table: ", e);
+                        return self.respond(k, Err("out of memory"), &[]);
+                    }
+                };
+                let n = self.status_text(name, out.as_mut_slice());
                 match n {
-                    Ok(n) => self.respond(k, Ok(()), out.get(..n).unwrap_or(&[])),
+                    Ok(n) => self.respond(k, Ok(()), out.as_slice().get(..n).unwrap_or(&[])),
                     Err(e) => self.respond(k, Err(e), &[]),
                 }
             }
@@ -1761,6 +1858,7 @@ impl<'l> Manager<'l> {
     }
 
     /// Answers clients whose start/stop has settled, and drops clients past their deadline.
+    #[inline(never)]
     fn expire_clients(&mut self, now: u64) {
         let mut k = 0;
         while k < self.clients.len() {
@@ -1849,7 +1947,7 @@ impl<'l> Manager<'l> {
                 }
             }
             None => {
-                for s in &self.svcs {
+                for s in self.svcs.iter() {
                     proto::write_status_row(&row(s, now), &mut w).map_err(|_| "response too long")?;
                 }
                 let mut l = Line::new();
@@ -1875,6 +1973,7 @@ impl<'l> Manager<'l> {
     // -----------------------------------------------------------------------------------------
     // On-the-fly upgrade (docs/upgrade.md): swap, resync, rolling restart, commit or rollback
 
+    #[inline(never)]
     fn begin_upgrade(&mut self, path: &str, persist: bool, settle_ms: u64) -> Result<(), String<96>> {
         let refuse = |why: &[u8]| -> Result<(), String<96>> { Err(short(why)) };
         if self.upgrade.phase != UpPhase::Idle {
@@ -1928,6 +2027,7 @@ impl<'l> Manager<'l> {
         self.changed = true;
     }
 
+    #[inline(never)]
     fn upgrade_child_done(&mut self, status: WaitStatus, now: u64) {
         let code = status.exit_code();
         match self.upgrade.phase {
@@ -2077,6 +2177,7 @@ impl<'l> Manager<'l> {
     }
 
     /// Watches the unit being restarted; returns whether the upgrade moved on.
+    #[inline(never)]
     fn upgrade_step(&mut self, now: u64) -> bool {
         let phase = self.upgrade.phase;
         if !matches!(phase, UpPhase::Restarting | UpPhase::Settling) {
@@ -2158,6 +2259,7 @@ impl<'l> Manager<'l> {
         }
     }
 
+    #[inline(never)]
     fn commit_upgrade(&mut self, now: u64) {
         let _ = crate::upgrade::detach_old(self.log);
         let took = now.saturating_sub(self.upgrade.requested_at);
@@ -2189,6 +2291,7 @@ impl<'l> Manager<'l> {
     // -----------------------------------------------------------------------------------------
     // Rescue shell (no units, or autoinit.rescue)
 
+    #[inline(never)]
     fn rescue_shell(&mut self, now: u64) {
         if !self.rescue || self.shutdown.is_some() {
             return;
@@ -2287,12 +2390,12 @@ fn emit_line(log: &Log, rate: &mut RateLimit, now: u64, name: &str, pid: Pid, te
     }
 }
 
-fn flush_output(log: &Log, s: &mut Service) {
+fn flush_output(log: &Log, s: &mut Service, partials: &mut LinePool<OUT_LINE_BYTES, OUT_PARTIALS>) {
     let name = s.name.clone();
     let pid = s.out_pid;
     let rate = &mut s.rate;
     let now = now_ms();
-    s.split.flush(|text, _cut| emit_line(log, rate, now, &name, pid, text));
+    partials.flush(s.partial.take(), |text, _cut| emit_line(log, rate, now, &name, pid, text));
 }
 
 /// A unix socket bound at `path` (replacing a stale one), with `mode`; listening if a stream.
@@ -2310,5 +2413,18 @@ fn listen_socket(ty: SocketType, path: &core::ffi::CStr, mode: u32) -> Result<Ow
 impl Piece for String<64> {
     fn put(&self, l: &mut Line) {
         l.push(self.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/services.md ("Capacities") gives the per-unit size: change both together.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_unit_costs_what_the_docs_say() {
+        std::println!("Service: {} bytes", core::mem::size_of::<Service>());
+        assert!(core::mem::size_of::<Service>() <= 432, "Service is {} bytes", core::mem::size_of::<Service>());
     }
 }

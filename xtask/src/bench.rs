@@ -32,12 +32,14 @@ struct Options {
     only_supervision: bool,
     /// `--no-supervision`: leave it out of a whole run.
     no_supervision: bool,
+    /// `--part memory` (with `--only supervision`): only PID 1's resident memory.
+    memory_only: bool,
     /// Whether the containers section is measured (not with `--no-containers`).
     containers: bool,
 }
 
 fn options(args: &[String]) -> Result<Options> {
-    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new(), only_upgrade: false, no_upgrade: false, only_containers: false, containers: true, only_supervision: false, no_supervision: false };
+    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new(), only_upgrade: false, no_upgrade: false, only_containers: false, containers: true, only_supervision: false, no_supervision: false, memory_only: false };
     let mut no_boot = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -58,14 +60,21 @@ fn options(args: &[String]) -> Result<Options> {
             "--no-upgrade" => o.no_upgrade = true,
             "--no-containers" => o.containers = false,
             "--no-supervision" => o.no_supervision = true,
+            "--part" => match it.next().map(String::as_str) {
+                Some("memory") => o.memory_only = true,
+                v => bail!("--part {}: expected memory (with --only supervision)", v.unwrap_or("(nothing)")),
+            },
             "--only" => match it.next().map(String::as_str) {
                 Some("upgrade") => o.only_upgrade = true,
                 Some("containers") => o.only_containers = true,
                 Some("supervision") => o.only_supervision = true,
                 v => bail!("--only {}: expected upgrade, containers or supervision", v.unwrap_or("(nothing)")),
             },
-            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] [--no-containers] [--no-supervision] | --only upgrade|containers|supervision)"),
+            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] [--no-containers] [--no-supervision] | --only upgrade|containers|supervision [--part memory])"),
         }
+    }
+    if o.memory_only && !o.only_supervision {
+        bail!("--part memory goes with --only supervision");
     }
     if no_boot {
         o.boot_arches.clear();
@@ -97,6 +106,14 @@ pub fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
 
+    if opts.only_supervision && opts.memory_only {
+        let part = crate::bench_supervise::memory_part(&date)?;
+        let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
+        std::fs::write(&path, replace_subsection(&old, "\n### PID 1 resident memory\n", &part)).with_context(|| format!("writing {}", path.display()))?;
+        println!("{part}");
+        println!("xtask: wrote the PID 1 memory part of {} ({:.0} s)", path.display(), started.elapsed().as_secs_f64());
+        return Ok(());
+    }
     if opts.only_supervision {
         let section = crate::bench_supervise::section(&date)?;
         let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
@@ -209,6 +226,19 @@ fn replace_section(text: &str, heading: &str, section: &str) -> String {
             format!("{}{}\n{}", &text[..start], section.trim_end_matches('\n'), &text[end..])
         }
         None => format!("{}\n{}", text.trim_end_matches('\n'), section),
+    }
+}
+
+/// `text` with the subsection starting at `heading` (up to the next `\n### ` or `\n## `)
+/// replaced by `part` (which starts with its own heading), or with `part` appended if there is none.
+fn replace_subsection(text: &str, heading: &str, part: &str) -> String {
+    match text.find(heading) {
+        Some(start) => {
+            let after = start + heading.len();
+            let end = [text[after..].find("\n### "), text[after..].find("\n## ")].into_iter().flatten().min().map_or(text.len(), |i| after + i);
+            format!("{}\n{}\n{}", &text[..start], part.trim_matches('\n'), &text[end..])
+        }
+        None => format!("{}\n{}", text.trim_end_matches('\n'), part),
     }
 }
 

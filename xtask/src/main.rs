@@ -59,6 +59,8 @@ commands:
                         terminal or --interactive: then the console is yours)
   bench [--only size|boot|supervision]... [--runs N] [--arch A]... [--no-boot]
   bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] | bench --only upgrade
+  bench --only supervision --part memory
+                        only PID 1's resident memory (3 boots): its subsection of docs/benchmarks.md
   demo                  build and boot the x86_64 QEMU board to the rescue shell
   demo [--interactive|--scripted]
   syscall-suite [--arch A]...

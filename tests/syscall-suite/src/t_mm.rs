@@ -15,6 +15,8 @@ use linux_raw_sys::general::__NR_mmap2 as MMAP;
 pub fn run(t: &mut T) {
     anonymous(t);
     anon_map(t);
+    map_vec(t);
+    release(t);
     memfd(t);
 }
 
@@ -82,6 +84,40 @@ fn anon_map(t: &mut T) {
     t.eq("mm::anonmap_drop_unmaps", probe_free(addr, pages), Ok(addr));
     t.err("mm::anonmap_zero_len_einval", mm::AnonMap::new(0).map(|m| m.as_slice().len()), Errno::EINVAL);
     t.err("mm::anonmap_huge_enomem", mm::AnonMap::new(usize::MAX - 4096 * 4).map(|m| m.as_slice().len()), Errno::ENOMEM);
+}
+
+fn map_vec(t: &mut T) {
+    let Some(mut v) = t.ok("mm::mapvec_new", mm::MapVec::<[u64; 100]>::with_capacity(50)) else { return };
+    t.eq("mm::mapvec_empty", (v.len(), v.capacity()), (0, 50));
+    let addr = v.as_ptr() as usize;
+    t.eq("mm::mapvec_page_aligned", addr % 4096, 0);
+    for i in 0..50u64 {
+        if v.push([i; 100]).is_err() {
+            t.check("mm::mapvec_push", false, format_args!("push {i} of 50 refused"));
+            return;
+        }
+    }
+    t.check("mm::mapvec_full", v.push([99; 100]).is_err(), format_args!("a full table took one more"));
+    t.eq("mm::mapvec_remove", v.remove(10).map(|a| a[0]), Some(10));
+    t.eq("mm::mapvec_shifted", (v.len(), v.get(10).map(|a| a[99]), v.last().map(|a| a[0])), (49, Some(11), Some(49)));
+    t.eq("mm::mapvec_remove_out_of_range", v.remove(49).map(|a| a[0]), None);
+    t.check("mm::mapvec_push_after_remove", v.push([7; 100]).is_ok(), format_args!("no room after a remove"));
+    let pages = (50 * 800usize).div_ceil(4096) * 4096;
+    t.err("mm::mapvec_mapped", probe_free(addr, pages), Errno::EEXIST);
+    drop(v);
+    t.eq("mm::mapvec_drop_unmaps", probe_free(addr, pages), Ok(addr));
+    let e = mm::MapVec::<u32>::empty();
+    t.eq("mm::mapvec_empty_table", (e.len(), e.capacity()), (0, 0));
+    t.err("mm::mapvec_huge_enomem", mm::MapVec::<[u8; 4096]>::with_capacity(usize::MAX / 4096).map(|v| v.capacity()), Errno::ENOMEM);
+}
+
+/// release_text and release_stack: the suite keeps running (its code comes back from the file,
+/// its live stack is untouched) and a value on the stack survives.
+fn release(t: &mut T) {
+    let keep = core::hint::black_box([0x5au8; 3000]);
+    t.eq("mm::release_text", mm::release_text(), Ok(()));
+    t.eq("mm::release_stack", mm::release_stack(), Ok(()));
+    t.check("mm::release_stack_keeps_live", keep.iter().all(|&b| b == 0x5a), format_args!("a live stack value changed"));
 }
 
 fn memfd(t: &mut T) {
