@@ -46,6 +46,15 @@ pub const CONTROL_SOCKET: &core::ffi::CStr = c"/run/autoinit/control";
 const NOTIFY_SOCKET_C: &core::ffi::CStr = c"/run/autoinit/notify";
 /// How long a child's exit code stays in `status`, for its LAST-EXIT column.
 const RESCUE_RESPAWN_MS: u64 = 2000;
+/// A reap pass (`wait4(-1, WNOHANG)` until nothing is left) costs the kernel a walk of PID 1's
+/// children for each call: with thousands of orphans exiting one after the other, PID 1 woke up
+/// for each and walked them all, about 1 ms of CPU per orphan under TCG. A pass that cost more
+/// CPU than this is followed by a pause of `REAP_PAUSE_FACTOR` times its cost (at most
+/// `REAP_PAUSE_MAX_MS`), so that the next pass reaps many at once; a cheap pass (a few
+/// children: every usual case) is never followed by one.
+const REAP_CHEAP_NS: u64 = 300_000;
+const REAP_PAUSE_FACTOR: u64 = 4;
+const REAP_PAUSE_MAX_MS: u64 = 100;
 
 /// A set of unit indices.
 #[derive(Copy, Clone, Default, PartialEq, Eq)]
@@ -423,6 +432,10 @@ pub struct Manager<'l> {
     shell_env: ArgList<'static, { rescue::MAX_ENV + 2 }>,
     upgrade: Upgrade,
     orphans: u64,
+    /// No reap pass before this time (ms, monotonic): see [`REAP_CHEAP_NS`].
+    reap_not_before: u64,
+    /// A wake-up fell in that pause: a pass is due at `reap_not_before`.
+    reap_owed: bool,
     changed: bool,
     /// Where `upgrade --persist` writes the image (None: no boot device, nothing to persist to).
     boot_image: Option<persist::BootImage>,
@@ -434,6 +447,18 @@ pub struct Manager<'l> {
 
 fn now_ms() -> u64 {
     time::clock_gettime(Clock::Monotonic).as_millis()
+}
+
+fn cpu_ns(t: Timespec) -> u64 {
+    u64::try_from(t.sec).unwrap_or(0).saturating_mul(1_000_000_000).saturating_add(u64::try_from(t.nsec).unwrap_or(0))
+}
+
+/// How long to wait before the next reap pass after one that cost `cost_ns` of CPU.
+pub fn reap_pause_ms(cost_ns: u64) -> u64 {
+    if cost_ns < REAP_CHEAP_NS {
+        return 0;
+    }
+    cost_ns.saturating_mul(REAP_PAUSE_FACTOR).div_ceil(1_000_000).min(REAP_PAUSE_MAX_MS)
 }
 
 /// `NAME` of `NAME.service`, if it is a valid unit file name.
@@ -461,6 +486,8 @@ impl<'l> Manager<'l> {
             shell_env,
             upgrade: Upgrade::new(),
             orphans: 0,
+            reap_not_before: 0,
+            reap_owed: false,
             changed: true,
             trial: None,
             boot_image: None,
@@ -845,8 +872,14 @@ impl<'l> Manager<'l> {
                     }
                 }
             }
-            self.reap();
-            self.expire_clients(now_ms());
+            let now = now_ms();
+            if now >= self.reap_not_before {
+                self.reap_owed = false;
+                self.reap();
+            } else {
+                self.reap_owed = true;
+            }
+            self.expire_clients(now);
             if self.shutdown_ready() {
                 self.finish_shutdown(sigfd.as_ref());
             }
@@ -879,6 +912,9 @@ impl<'l> Manager<'l> {
             _ => {}
         }
         consider(self.trial.as_ref().and_then(|(_, w)| w.next_check()));
+        if self.reap_owed {
+            consider(Some(self.reap_not_before));
+        }
         if self.changed {
             consider(Some(0));
         }
@@ -1260,6 +1296,16 @@ impl<'l> Manager<'l> {
     // Children
 
     fn reap(&mut self) {
+        let cpu_before = time::clock_gettime(Clock::ProcessCputime);
+        self.reap_all();
+        let cost_ns = cpu_ns(time::clock_gettime(Clock::ProcessCputime)).saturating_sub(cpu_ns(cpu_before));
+        self.reap_not_before = match reap_pause_ms(cost_ns) {
+            0 => 0,
+            ms => now_ms().saturating_add(ms),
+        };
+    }
+
+    fn reap_all(&mut self) {
         loop {
             match process::wait4(-1, WaitFlags::NOHANG) {
                 Ok(Some((pid, status))) => self.child_exited(pid, status),
@@ -2185,5 +2231,25 @@ fn listen_socket(ty: SocketType, path: &core::ffi::CStr, mode: u32) -> Result<Ow
 impl Piece for String<64> {
     fn put(&self, l: &mut Line) {
         l.push(self.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cheap_reap_passes_are_never_followed_by_a_pause() {
+        assert_eq!(reap_pause_ms(0), 0);
+        assert_eq!(reap_pause_ms(REAP_CHEAP_NS - 1), 0);
+        assert_eq!(reap_pause_ms(REAP_CHEAP_NS), 2);
+        assert_eq!(reap_pause_ms(2_500_000), 10);
+        assert_eq!(reap_pause_ms(u64::MAX), REAP_PAUSE_MAX_MS);
+    }
+
+    #[test]
+    fn cpu_time_in_nanoseconds() {
+        assert_eq!(cpu_ns(Timespec { sec: 2, nsec: 5 }), 2_000_000_005);
+        assert_eq!(cpu_ns(Timespec { sec: -1, nsec: 5 }), 5);
     }
 }
