@@ -3,8 +3,9 @@
 //! /run/autoinit/control. One loop, one wait (ppoll), fixed tables.
 //!
 //! Memory: the table holds at most [`MAX_SERVICES`] units of a few hundred bytes each; a unit
-//! file is parsed into stack memory when it is (re)loaded and again by the child that runs
-//! one of its commands (see [`crate::spawn`]), so PID 1 keeps only what it needs to decide.
+//! file is parsed into stack memory when it is (re)loaded and at each start (whose first
+//! child, a fork, uses that parse; later commands parse it in their child, see
+//! [`crate::spawn`]), so PID 1 keeps only what it needs to decide.
 
 use crate::boot::Path;
 use crate::control_proto::{self as proto, Request};
@@ -436,6 +437,9 @@ pub struct Manager<'l> {
     reap_not_before: u64,
     /// A wake-up fell in that pause: a pass is due at `reap_not_before`.
     reap_owed: bool,
+    /// Children are forked straight into their cgroup (clone3, CLONE_INTO_CGROUP) until the
+    /// kernel says it cannot (before Linux 5.7): then they join it themselves.
+    clone3: bool,
     changed: bool,
     /// Where `upgrade --persist` writes the image (None: no boot device, nothing to persist to).
     boot_image: Option<persist::BootImage>,
@@ -447,6 +451,39 @@ pub struct Manager<'l> {
 
 fn now_ms() -> u64 {
     time::clock_gettime(Clock::Monotonic).as_millis()
+}
+
+/// Forks a command of unit `name` with the namespace flags `ns_flags`: with `into_cgroup`
+/// (cgroups in use, and the kernel has not refused it yet) straight into the unit's group, so
+/// that the child need not join it (a write to `cgroup.procs`, which waits for an RCU grace
+/// period: the slowest step of a start under TCG). Returns the fork and whether the child is
+/// in its group; a kernel without clone3 or CLONE_INTO_CGROUP turns `into_cgroup` off for
+/// good, and any other failure of that path falls back to a plain fork whose child joins the
+/// group itself (and reports why it could not).
+fn fork_unit(name: &str, ns_flags: u64, into_cgroup: &mut bool) -> (Result<Fork, Errno>, bool) {
+    if *into_cgroup {
+        if let Ok(dir) = cgroup::create(name).and_then(|()| cgroup::open_dir(name)) {
+            match process::clone_into_cgroup(ns_flags, &dir) {
+                Ok(f) => return (Ok(f), true),
+                Err(Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL) => *into_cgroup = false,
+                Err(_) => {}
+            }
+        }
+    }
+    let forked = if ns_flags != 0 { process::clone_flags(ns_flags) } else { process::fork() };
+    (forked, false)
+}
+
+/// Whether every `ConditionPathExists=` of `u` holds now.
+fn conditions_hold(u: &unit::Unit<'_>) -> Result<(), Line> {
+    for c in &u.conditions {
+        let p = Path::of(&[c.path.as_bytes()]).ok_or_else(|| line!("ConditionPathExists=", c.path, ": too long"))?;
+        let exists = fs::statx(syscall::BorrowedFd::CWD, p.c(), fs::AtFlags::EMPTY, fs::StatxMask::TYPE).is_ok();
+        if exists == c.negate {
+            return Err(line!("ConditionPathExists=", if c.negate { "!" } else { "" }, c.path, " is not met"));
+        }
+    }
+    Ok(())
 }
 
 fn cpu_ns(t: Timespec) -> u64 {
@@ -488,6 +525,7 @@ impl<'l> Manager<'l> {
             orphans: 0,
             reap_not_before: 0,
             reap_owed: false,
+            clone3: true,
             changed: true,
             trial: None,
             boot_image: None,
@@ -1036,29 +1074,33 @@ impl<'l> Manager<'l> {
     }
 
     fn begin_start(&mut self, i: usize, now: u64) {
-        // Conditions are read from the file as it is now.
-        match self.conditions_hold(i) {
-            Ok(()) => {}
+        // The unit file is read once per start, here: its conditions are checked as the file
+        // is now, and the first command's child uses this parse (it is a fork: it has this
+        // memory) instead of reading the file again.
+        let mut text = [0u8; unit::UNIT_FILE_BYTES];
+        let u = match self.read_unit(i, &mut text).and_then(|u| conditions_hold(&u).map(|()| u)) {
+            Ok(u) => u,
             Err(why) => {
                 log!(self.log, Level::Info, self.name(i), ": skipped: ", why.as_bytes());
                 self.note(i, why);
                 self.set_state(i, State::Skipped);
                 return;
             }
-        }
+        };
         let Some(s) = self.svcs.get_mut(i) else { return };
         s.step = 0;
         s.killed = false;
         s.note.clear();
         if s.cfg.n_pre > 0 {
             self.set_state(i, State::StartPre);
-            self.spawn(i, Which::StartPre(0), now);
+            self.spawn(i, Which::StartPre(0), Some(&u), now);
         } else {
-            self.start_main(i, 0, now);
+            self.start_main(i, 0, Some(&u), now);
         }
     }
 
-    fn start_main(&mut self, i: usize, step: u8, now: u64) {
+    /// `unit`: the unit file as read by this start, if it was (the child reads it otherwise).
+    fn start_main(&mut self, i: usize, step: u8, unit: Option<&unit::Unit<'_>>, now: u64) {
         let Some(s) = self.svcs.get_mut(i) else { return };
         s.step = step;
         let kind = s.cfg.kind;
@@ -1072,29 +1114,21 @@ impl<'l> Manager<'l> {
             }
             ServiceType::Oneshot => self.set_state(i, State::Starting),
         }
-        self.spawn(i, Which::Start(step), now);
+        self.spawn(i, Which::Start(step), unit, now);
     }
 
-    fn conditions_hold(&self, i: usize) -> Result<(), Line> {
-        let name = self.name(i);
-        let mut text = [0u8; unit::UNIT_FILE_BYTES];
-        let n = spawn::read_unit_file(name, &mut text).map_err(|e| line!("read unit file: ", e))?;
+    /// Reads and parses unit `i`'s file into `text`.
+    fn read_unit<'t>(&self, i: usize, text: &'t mut [u8]) -> Result<unit::Unit<'t>, Line> {
+        let n = spawn::read_unit_file(self.name(i), text).map_err(|e| line!("read unit file: ", e))?;
         let parsed = unit::parse(text.get_mut(..n).unwrap_or(&mut []));
-        let u = parsed.unit.map_err(|d| line!("unit file line ", d.line, ": ", d.message))?;
-        for c in &u.conditions {
-            let p = Path::of(&[c.path.as_bytes()]).ok_or_else(|| line!("ConditionPathExists=", c.path, ": too long"))?;
-            let exists = fs::statx(syscall::BorrowedFd::CWD, p.c(), fs::AtFlags::EMPTY, fs::StatxMask::TYPE).is_ok();
-            if exists == c.negate {
-                return Err(line!("ConditionPathExists=", if c.negate { "!" } else { "" }, c.path, " is not met"));
-            }
-        }
-        Ok(())
+        parsed.unit.map_err(|d| line!("unit file line ", d.line, ": ", d.message))
     }
 
     /// Forks a command of unit `i`; a failed fork is a failed start.
-    fn spawn(&mut self, i: usize, which: Which, now: u64) {
+    fn spawn(&mut self, i: usize, which: Which, unit: Option<&unit::Unit<'_>>, now: u64) {
         let log = self.log;
         let cgroups = self.cgroups;
+        let clone3 = &mut self.clone3;
         let Some(s) = self.svcs.get_mut(i) else { return };
         // The output pipe: read end non-blocking in PID 1, write end for the children.
         if s.cfg.kmsg && s.out_w.is_none() {
@@ -1107,20 +1141,30 @@ impl<'l> Manager<'l> {
                 Err(e) => log!(log, Level::Warn, s.name.as_str(), ": pipe for its output: ", e, "; it writes to /dev/kmsg directly"),
             }
         }
-        let req = spawn::Request {
+        let mut req = spawn::Request {
             name: s.name.as_str(),
             which,
             out_pipe: s.out_w.as_ref(),
             cgroups,
             main_pid: if matches!(which, Which::Stop(_)) { s.main } else { None },
+            unit,
+            in_cgroup: false,
         };
-        let forked = match which {
-            Which::Start(_) if s.cfg.clone_flags != 0 => process::clone_flags(s.cfg.clone_flags),
-            _ => process::fork(),
+        let ns_flags = match which {
+            Which::Start(_) => s.cfg.clone_flags,
+            _ => 0,
         };
+        let tried = cgroups && *clone3;
+        let mut into_cgroup = tried;
+        let (forked, in_cgroup) = fork_unit(s.name.as_str(), ns_flags, &mut into_cgroup);
+        req.in_cgroup = in_cgroup;
         match forked {
             Ok(Fork::Child) => spawn::child(log, &req),
             Ok(Fork::Parent(pid)) => {
+                if tried && !into_cgroup {
+                    *clone3 = false;
+                    log!(log, Level::Info, "clone3 with CLONE_INTO_CGROUP: not supported by this kernel (before Linux 5.7); each child joins its cgroup itself");
+                }
                 match which {
                     Which::Start(_) => {
                         s.main = Some(pid);
@@ -1156,7 +1200,7 @@ impl<'l> Manager<'l> {
         log!(log, Level::Info, s.name.as_str(), ": stopping");
         self.set_state(i, State::Stopping);
         if has_stop {
-            self.spawn(i, Which::Stop(0), now);
+            self.spawn(i, Which::Stop(0), None, now);
         } else {
             self.signal_unit(i, None);
         }
@@ -1361,9 +1405,9 @@ impl<'l> Manager<'l> {
                             if let Some(s) = self.svcs.get_mut(i) {
                                 s.step = step + 1;
                             }
-                            self.spawn(i, Which::StartPre(step + 1), now);
+                            self.spawn(i, Which::StartPre(step + 1), None, now);
                         } else {
-                            self.start_main(i, 0, now);
+                            self.start_main(i, 0, None, now);
                         }
                     } else {
                         self.report_exit(i, pid, exit, "ExecStartPre");
@@ -1375,7 +1419,7 @@ impl<'l> Manager<'l> {
                         if let Some(s) = self.svcs.get_mut(i) {
                             s.step = step + 1;
                         }
-                        self.spawn(i, Which::Stop(step + 1), now);
+                        self.spawn(i, Which::Stop(step + 1), None, now);
                     } else {
                         // ExecStop done: whatever is left gets the kill signal.
                         self.signal_unit(i, None);
@@ -1400,7 +1444,7 @@ impl<'l> Manager<'l> {
                 let ignore = cfg.start_ignore & (1u8.checked_shl(u32::from(step)).unwrap_or(0)) != 0;
                 if exit == LastExit::Code(0) || ignore {
                     if step + 1 < cfg.n_start {
-                        self.start_main(i, step + 1, now);
+                        self.start_main(i, step + 1, None, now);
                     } else {
                         log!(self.log, Level::Info, self.name(i), ": finished");
                         self.set_state(i, State::Done);
