@@ -48,14 +48,20 @@ const NOTIFY_SOCKET_C: &core::ffi::CStr = c"/run/autoinit/notify";
 /// How long a child's exit code stays in `status`, for its LAST-EXIT column.
 const RESCUE_RESPAWN_MS: u64 = 2000;
 /// A reap pass (`wait4(-1, WNOHANG)` until nothing is left) costs the kernel a walk of PID 1's
-/// children for each call: with thousands of orphans exiting one after the other, PID 1 woke up
-/// for each and walked them all, about 1 ms of CPU per orphan under TCG. A pass that cost more
-/// CPU than this is followed by a pause of `REAP_PAUSE_FACTOR` times its cost (at most
-/// `REAP_PAUSE_MAX_MS`), so that the next pass reaps many at once; a cheap pass (a few
-/// children: every usual case) is never followed by one.
+/// children for each call, and each SIGCHLD a wake-up: with thousands of orphans exiting one
+/// after the other, PID 1 woke up for each and walked them all, about 1 ms of CPU per orphan
+/// under TCG. So a pass that reaped an orphan is followed by a pause of `ORPHAN_PAUSE_MS`, and
+/// one that cost more CPU than `REAP_CHEAP_NS` by a pause of `REAP_PAUSE_FACTOR` times its cost
+/// (at most `REAP_PAUSE_MAX_MS`), in which the signalfd is not polled: exits only queue one
+/// SIGCHLD, and the pass after the pause reaps them all. A cheap pass that reaped only units'
+/// processes (every usual case) is never followed by a pause.
+const ORPHAN_PAUSE_MS: u64 = 20;
+/// How many pids in a row next to a reaped orphan may be something else than an exited child
+/// before `reap_neighbours` stops trying that direction.
+const NEIGHBOUR_MISSES: u32 = 32;
 const REAP_CHEAP_NS: u64 = 300_000;
-const REAP_PAUSE_FACTOR: u64 = 4;
-const REAP_PAUSE_MAX_MS: u64 = 100;
+const REAP_PAUSE_FACTOR: u64 = 10;
+const REAP_PAUSE_MAX_MS: u64 = 250;
 
 /// A set of unit indices.
 #[derive(Copy, Clone, Default, PartialEq, Eq)]
@@ -433,10 +439,9 @@ pub struct Manager<'l> {
     shell_env: ArgList<'static, { rescue::MAX_ENV + 2 }>,
     upgrade: Upgrade,
     orphans: u64,
-    /// No reap pass before this time (ms, monotonic): see [`REAP_CHEAP_NS`].
+    /// No reap pass, and no signal read, before this time (ms, monotonic): see
+    /// [`REAP_CHEAP_NS`].
     reap_not_before: u64,
-    /// A wake-up fell in that pause: a pass is due at `reap_not_before`.
-    reap_owed: bool,
     /// Children are forked straight into their cgroup (clone3, CLONE_INTO_CGROUP) until the
     /// kernel says it cannot (before Linux 5.7): then they join it themselves.
     clone3: bool,
@@ -524,7 +529,6 @@ impl<'l> Manager<'l> {
             upgrade: Upgrade::new(),
             orphans: 0,
             reap_not_before: 0,
-            reap_owed: false,
             clone3: true,
             changed: true,
             trial: None,
@@ -858,7 +862,9 @@ impl<'l> Manager<'l> {
                     n += 1;
                 }
             };
-            if let Some(fd) = &sigfd {
+            // In a reap pause signals wait (the pause ends with a deadline).
+            let reap_paused = now_ms() < self.reap_not_before;
+            if let (Some(fd), false) = (&sigfd, reap_paused) {
                 add(fd, Source::Signals, &mut pfds, &mut srcs);
             }
             if let Some(fd) = &self.notify {
@@ -912,10 +918,7 @@ impl<'l> Manager<'l> {
             }
             let now = now_ms();
             if now >= self.reap_not_before {
-                self.reap_owed = false;
                 self.reap();
-            } else {
-                self.reap_owed = true;
             }
             self.expire_clients(now);
             if self.shutdown_ready() {
@@ -950,7 +953,7 @@ impl<'l> Manager<'l> {
             _ => {}
         }
         consider(self.trial.as_ref().and_then(|(_, w)| w.next_check()));
-        if self.reap_owed {
+        if self.reap_not_before > now_ms() {
             consider(Some(self.reap_not_before));
         }
         if self.changed {
@@ -1341,9 +1344,11 @@ impl<'l> Manager<'l> {
 
     fn reap(&mut self) {
         let cpu_before = time::clock_gettime(Clock::ProcessCputime);
+        let orphans_before = self.orphans;
         self.reap_all();
         let cost_ns = cpu_ns(time::clock_gettime(Clock::ProcessCputime)).saturating_sub(cpu_ns(cpu_before));
-        self.reap_not_before = match reap_pause_ms(cost_ns) {
+        let orphan_pause = if self.orphans != orphans_before { ORPHAN_PAUSE_MS } else { 0 };
+        self.reap_not_before = match reap_pause_ms(cost_ns).max(orphan_pause) {
             0 => 0,
             ms => now_ms().saturating_add(ms),
         };
@@ -1352,12 +1357,47 @@ impl<'l> Manager<'l> {
     fn reap_all(&mut self) {
         loop {
             match process::wait4(-1, WaitFlags::NOHANG) {
-                Ok(Some((pid, status))) => self.child_exited(pid, status),
+                Ok(Some((pid, status))) => {
+                    let orphans = self.orphans;
+                    self.child_exited(pid, status);
+                    if self.orphans != orphans {
+                        self.reap_neighbours(pid);
+                    }
+                }
                 Ok(None) | Err(Errno::ECHILD) => break,
                 Err(Errno::EINTR) => continue,
                 Err(e) => {
                     log!(self.log, Level::Error, "wait4: ", e);
                     break;
+                }
+            }
+        }
+    }
+
+    /// `wait4(-1)` walks PID 1's children in the kernel until it finds a zombie, so reaping k
+    /// of n costs up to k walks of n: the 10,000 orphans of the bench exit roughly in the
+    /// reverse of the list's order (the pipe wakes its last reader first), and each reap walked
+    /// past all those still alive. `wait4(pid)` finds its child directly (Linux 5.12 and
+    /// later), and orphans that exit together mostly have neighbouring pids: after an orphan is
+    /// reaped, the pids next to it are tried, up then down, until [`NEIGHBOUR_MISSES`] in a row
+    /// were not exited children (a few syscalls, against a walk of thousands of children).
+    /// A unit's process is never followed by these tries: a respawn is not slowed down.
+    fn reap_neighbours(&mut self, pid: Pid) {
+        for step in [1i32, -1] {
+            let mut next = pid.raw();
+            let mut misses = 0;
+            while misses < NEIGHBOUR_MISSES {
+                next = match next.checked_add(step) {
+                    Some(n) if n > 1 => n,
+                    _ => break,
+                };
+                match process::wait4(next, WaitFlags::NOHANG) {
+                    Ok(Some((p, status))) => {
+                        self.child_exited(p, status);
+                        misses = 0;
+                    }
+                    // Alive, not a child of ours, or no such process.
+                    _ => misses += 1,
                 }
             }
         }
@@ -2286,8 +2326,8 @@ mod tests {
     fn cheap_reap_passes_are_never_followed_by_a_pause() {
         assert_eq!(reap_pause_ms(0), 0);
         assert_eq!(reap_pause_ms(REAP_CHEAP_NS - 1), 0);
-        assert_eq!(reap_pause_ms(REAP_CHEAP_NS), 2);
-        assert_eq!(reap_pause_ms(2_500_000), 10);
+        assert_eq!(reap_pause_ms(REAP_CHEAP_NS), 3);
+        assert_eq!(reap_pause_ms(2_500_000), 25);
         assert_eq!(reap_pause_ms(u64::MAX), REAP_PAUSE_MAX_MS);
     }
 
