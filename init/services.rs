@@ -48,9 +48,8 @@ const NOTIFY_SOCKET_C: &core::ffi::CStr = c"/run/autoinit/notify";
 /// How long a child's exit code stays in `status`, for its LAST-EXIT column.
 const RESCUE_RESPAWN_MS: u64 = 2000;
 /// A reap pass (`wait4(-1, WNOHANG)` until nothing is left) costs the kernel a walk of PID 1's
-/// children for each call, and each SIGCHLD a wake-up: with thousands of orphans exiting one
-/// after the other, PID 1 woke up for each and walked them all, about 1 ms of CPU per orphan
-/// under TCG. So a pass that reaped an orphan is followed by a pause of `ORPHAN_PAUSE_MS`, and
+/// children for each call: with thousands of orphans exiting, PID 1 spent about 2 ms of CPU
+/// per reap under TCG (see `reap_neighbours` for the other half of the fix). So a pass that reaped an orphan is followed by a pause of `ORPHAN_PAUSE_MS`, and
 /// one that cost more CPU than `REAP_CHEAP_NS` by a pause of `REAP_PAUSE_FACTOR` times its cost
 /// (at most `REAP_PAUSE_MAX_MS`), in which the signalfd is not polled: exits only queue one
 /// SIGCHLD, and the pass after the pause reaps them all. A cheap pass that reaped only units'
@@ -1375,10 +1374,10 @@ impl<'l> Manager<'l> {
     }
 
     /// `wait4(-1)` walks PID 1's children in the kernel until it finds a zombie, so reaping k
-    /// of n costs up to k walks of n: the 10,000 orphans of the bench exit roughly in the
-    /// reverse of the list's order (the pipe wakes its last reader first), and each reap walked
-    /// past all those still alive. `wait4(pid)` finds its child directly (Linux 5.12 and
-    /// later), and orphans that exit together mostly have neighbouring pids: after an orphan is
+    /// of n costs up to k walks of n: the 10,000 orphans of the bench do not exit in the list's
+    /// order, and each reap walked past thousands still alive. `wait4(pid)` looks its child up
+    /// directly (`do_wait_pid` in the kernel; the bench's 6.1 has it), and orphans that exit
+    /// together mostly have neighbouring pids: after an orphan is
     /// reaped, the pids next to it are tried, up then down, until [`NEIGHBOUR_MISSES`] in a row
     /// were not exited children (a few syscalls, against a walk of thousands of children).
     /// A unit's process is never followed by these tries: a respawn is not slowed down.
