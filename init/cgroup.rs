@@ -74,6 +74,11 @@ pub fn create(name: &str) -> Result<(), Errno> {
     }
 }
 
+/// The directory of `name`'s group, for clone3's CLONE_INTO_CGROUP.
+pub fn open_dir(name: &str) -> Result<syscall::OwnedFd, Errno> {
+    fs::open(path(name, "")?.c(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, 0)
+}
+
 /// Moves the calling process into `name`'s group.
 pub fn join(name: &str) -> Result<(), Errno> {
     write_file(path(name, "cgroup.procs")?.c(), b"0")

@@ -1,8 +1,10 @@
 //! The child side of starting a service command: after fork, everything a unit file asks for
 //! is applied here, in the child, and then it execs. A failed step logs one line naming the
 //! unit, the step and the error, and exits with systemd's code for that step (`EXIT_USER`
-//! = 217 ...), which PID 1 reports. PID 1 itself only forks: nothing here can hurt it, and
-//! the memory used to parse the unit file again is the child's, gone at exec.
+//! = 217 ...), which PID 1 reports. PID 1 itself only reads the unit file (once per start)
+//! and forks: nothing here can hurt it, and the memory used here (a parse of the unit file
+//! for a command that is not the first of a start, /etc/passwd, ...) is the child's, gone at
+//! exec.
 
 use crate::boot::Path;
 use crate::cgroup;
@@ -86,6 +88,11 @@ pub struct Request<'a> {
     pub cgroups: bool,
     /// `$MAINPID` for ExecStop.
     pub main_pid: Option<Pid>,
+    /// The unit file as PID 1 read it for this start (None: the child reads it).
+    pub unit: Option<&'a Unit<'a>>,
+    /// PID 1 forked the child into the unit's cgroup (clone3 with CLONE_INTO_CGROUP): it
+    /// need not join it.
+    pub in_cgroup: bool,
 }
 
 /// Runs in the forked child; never returns.
@@ -104,50 +111,81 @@ fn fail(log: &Log, name: &str, what: &str, obj: &str, e: Errno, code: i32) -> i3
 }
 
 fn setup_and_exec(log: &Log, req: &Request<'_>) -> Result<core::convert::Infallible, i32> {
+    match req.unit {
+        Some(u) => setup_unit(log, req, u),
+        None => read_and_setup(log, req),
+    }
+}
+
+/// The unit file is read here (a command that is not the first of a start): its buffer is in
+/// this frame only, so that a child given PID 1's parse never touches (and copies) those pages.
+#[inline(never)]
+fn read_and_setup(log: &Log, req: &Request<'_>) -> Result<core::convert::Infallible, i32> {
     let name = req.name;
     let mut text = [0u8; unit::UNIT_FILE_BYTES];
     let n = read_unit_file(name, &mut text).map_err(|e| fail(log, name, "read unit file ", name, e, exit::UNIT))?;
     let parsed = unit::parse(text.get_mut(..n).unwrap_or(&mut []));
-    let u = match parsed.unit {
-        Ok(u) => u,
+    match parsed.unit {
+        Ok(u) => setup_unit(log, req, &u),
         Err(d) => {
             log!(log, Level::Error, UNIT_DIR, "/", name, ".service:", d.line, ": ", d.key.unwrap_or(""), if d.key.is_some() { ": " } else { "" }, d.message);
-            return Err(exit::UNIT);
+            Err(exit::UNIT)
         }
-    };
+    }
+}
 
+fn setup_unit(log: &Log, req: &Request<'_>, u: &Unit<'_>) -> Result<core::convert::Infallible, i32> {
+    let name = req.name;
     // The cgroup first: the limits must hold before the command does anything.
     if req.cgroups {
-        setup_cgroup(log, name, &u)?;
+        setup_cgroup(log, name, u, req.in_cgroup)?;
     }
 
     // The container (only for ExecStart=; ExecStartPre= and ExecStop= run on the host), after
     // the cgroup so that every process of it is in the unit's. From here on, files are read
     // from the container's root.
     let own_root = match req.which {
-        Which::Start(_) => crate::container::setup(log, name, &u, req.cgroups)?.own_root,
+        Which::Start(_) => crate::container::setup(log, name, u, req.cgroups)?.own_root,
         _ => false,
     };
+    if needs_creds(u) {
+        with_creds(log, req, u, own_root)
+    } else {
+        finish(log, req, u, own_root, None)
+    }
+}
 
-    // Credentials are looked up before stdio changes, so errors still reach the log.
+fn needs_creds(u: &Unit<'_>) -> bool {
+    u.user.is_some() || u.group.is_some() || !u.supplementary_groups.is_empty()
+}
+
+/// Credentials are looked up before stdio changes, so errors still reach the log. The 32 KiB
+/// of /etc/passwd and /etc/group buffers are in this frame only: a unit without `User=`,
+/// `Group=` or `SupplementaryGroups=` does not touch them.
+#[inline(never)]
+fn with_creds(log: &Log, req: &Request<'_>, u: &Unit<'_>, own_root: bool) -> Result<core::convert::Infallible, i32> {
     let mut passwd_buf = [0u8; PASSWD_BYTES];
     let mut group_buf = [0u8; PASSWD_BYTES];
-    let creds = resolve_creds(log, name, &u, &mut passwd_buf, &mut group_buf)?;
+    let creds = resolve_creds(log, req.name, u, &mut passwd_buf, &mut group_buf)?;
+    finish(log, req, u, own_root, creds.as_ref())
+}
 
+fn finish(log: &Log, req: &Request<'_>, u: &Unit<'_>, own_root: bool, creds: Option<&Creds<'_>>) -> Result<core::convert::Infallible, i32> {
+    let name = req.name;
     let mut env: EnvTable<{ env::SERVICE_ENV_VARS }, { env::SERVICE_ENV_BYTES }> = EnvTable::new();
-    build_env(log, name, &u, req, creds.as_ref(), &mut env)?;
+    build_env(log, name, u, req, creds, &mut env)?;
 
-    setup_stdio(log, name, &u, req, own_root)?;
-    apply_limits(log, name, &u)?;
+    setup_stdio(log, name, u, req, own_root)?;
+    apply_limits(log, name, u)?;
     if let Some(mask) = u.umask {
         let _ = process::umask(mask);
     }
     if let Some(nice) = u.nice {
         process::setpriority_process(0, i32::from(nice)).map_err(|e| fail(log, name, "set Nice", "", e, exit::NICE))?;
     }
-    apply_caps_and_ids(log, name, &u, creds.as_ref())?;
+    apply_caps_and_ids(log, name, u, creds)?;
     if let Some(wd) = &u.working_directory {
-        let home = creds.as_ref().map_or("/", |c| c.home);
+        let home = creds.map_or("/", |c| c.home);
         let dir = if wd.path == "~" { home } else { wd.path };
         let p = Path::of(&[dir.as_bytes()]).ok_or(exit::CHDIR)?;
         if let Err(e) = syscall::mount::chdir(p.c()) {
@@ -159,7 +197,7 @@ fn setup_and_exec(log: &Log, req: &Request<'_>) -> Result<core::convert::Infalli
     if u.no_new_privileges {
         process::set_no_new_privs().map_err(|e| fail(log, name, "NoNewPrivileges", "", e, exit::NO_NEW_PRIVILEGES))?;
     }
-    exec(log, name, &u, req.which, &env)
+    exec(log, name, u, req.which, &env)
 }
 
 /// Reads `/etc/autoinit/services/NAME.service` into `buf`.
@@ -181,9 +219,11 @@ pub fn unit_path(name: &str) -> Result<Path, Errno> {
     Path::of(&[UNIT_DIR.as_bytes(), b"/", name.as_bytes(), b".service"]).ok_or(Errno::ENAMETOOLONG)
 }
 
-fn setup_cgroup(log: &Log, name: &str, u: &Unit<'_>) -> Result<(), i32> {
+fn setup_cgroup(log: &Log, name: &str, u: &Unit<'_>, in_cgroup: bool) -> Result<(), i32> {
     let err = |what: &str, e: Errno| fail(log, name, what, "", e, exit::CGROUP);
-    cgroup::create(name).map_err(|e| err("create cgroup", e))?;
+    if !in_cgroup {
+        cgroup::create(name).map_err(|e| err("create cgroup", e))?;
+    }
     let mut buf = [0u8; 24];
     if let Some(m) = &u.memory_max {
         let v = memory_bytes(m);
@@ -202,6 +242,9 @@ fn setup_cgroup(log: &Log, name: &str, u: &Unit<'_>) -> Result<(), i32> {
     if let Some(w) = u.cpu_weight {
         let p = cgroup::path(name, "cpu.weight").map_err(|e| err("CPUWeight", e))?;
         cgroup::write_file(p.c(), cgroup::limit_text(Some(u64::from(w)), &mut buf)).map_err(|e| err("CPUWeight (cpu controller) ", e))?;
+    }
+    if in_cgroup {
+        return Ok(());
     }
     cgroup::join(name).map_err(|e| err("join cgroup", e))
 }
@@ -448,7 +491,8 @@ fn apply_limits(log: &Log, name: &str, u: &Unit<'_>) -> Result<(), i32> {
 /// (dropping from the bounding set needs CAP_SETPCAP, which setuid takes away).
 fn apply_caps_and_ids(log: &Log, name: &str, u: &Unit<'_>, creds: Option<&Creds<'_>>) -> Result<(), i32> {
     let caps_err = |what: &str, e| fail(log, name, what, "", e, exit::CAPABILITIES);
-    let last = last_cap();
+    // /proc/sys/kernel/cap_last_cap is read only for a unit that changes capabilities.
+    let last = if u.capability_bounding_set.is_some() || u.ambient_capabilities != 0 { last_cap() } else { 0 };
     if let Some(keep) = u.capability_bounding_set {
         for cap in 0..=last {
             if keep & (1u64 << cap) == 0 {

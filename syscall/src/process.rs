@@ -1,4 +1,4 @@
-//! Processes: fork and clone_flags (clone), execve, wait4, waitid, exit_group, getpid,
+//! Processes: fork and clone_flags (clone), clone_into_cgroup (clone3), execve, wait4, waitid, exit_group, getpid,
 //! getppid, setsid, setpgid, getpgid, kill, setresuid, setresgid, setgroups, getuid, umask,
 //! getpriority/setpriority, prctl (and its capability, no_new_privs and name options),
 //! prlimit64, unshare, setns.
@@ -61,6 +61,38 @@ pub fn clone_flags(flags: u64) -> Result<Fork> {
     }
     // SAFETY: as fork: a NULL stack gives the child a copy of ours; no pointers are passed.
     let ret = unsafe { syscall5(nr::__NR_clone, flags as usize | g::SIGCHLD as usize, 0, 0, 0, 0) };
+    check(ret).map(|pid| if pid == 0 { Fork::Child } else { Fork::Parent(Pid(pid as i32)) })
+}
+
+/// clone3({flags | CLONE_INTO_CGROUP, exit_signal: SIGCHLD, cgroup}) — fork straight into the
+/// cgroup v2 directory `cgroup` (Linux 5.7), with the namespace flags [`clone_flags`] takes:
+/// the child never runs outside it, and the parent does not move it there afterwards.
+///
+/// `ENOSYS` (no clone3: before 5.3), `E2BIG` (a kernel that does not know the `cgroup` field)
+/// and `EINVAL` (nor the flag) mean: fork, and let the child join the group. Like [`fork`],
+/// the child returns here on a copy of the parent's stack (clone3 with no stack).
+pub fn clone_into_cgroup(flags: u64, cgroup: impl AsFd) -> Result<Fork> {
+    if flags & !CLONE_FLAGS_ALLOWED != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let fd = cgroup.as_fd().raw();
+    let args = g::clone_args {
+        flags: flags | g::CLONE_INTO_CGROUP,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: g::SIGCHLD as u64,
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: u64::try_from(fd).map_err(|_| Errno::EBADF)?,
+    };
+    // SAFETY: see module docs; `args` is a clone_args of the kernel's layout (its size is
+    // passed), read by the kernel before either side returns; no stack, so the child
+    // continues on a copy of ours, as with fork.
+    let ret = unsafe { syscall2(nr::__NR_clone3, &args as *const g::clone_args as usize, core::mem::size_of::<g::clone_args>()) };
     check(ret).map(|pid| if pid == 0 { Fork::Child } else { Fork::Parent(Pid(pid as i32)) })
 }
 

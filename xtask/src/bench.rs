@@ -32,14 +32,15 @@ struct Options {
     only_supervision: bool,
     /// `--no-supervision`: leave it out of a whole run.
     no_supervision: bool,
-    /// `--part memory` (with `--only supervision`): only PID 1's resident memory.
-    memory_only: bool,
     /// Whether the containers section is measured (not with `--no-containers`).
     containers: bool,
+    /// `--part memory|respawn|orphans` (with `--only supervision`): measure these parts only
+    /// and replace only their subsections (empty: every part, the whole section).
+    supervision_parts: Vec<crate::bench_supervise::Part>,
 }
 
 fn options(args: &[String]) -> Result<Options> {
-    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new(), only_upgrade: false, no_upgrade: false, only_containers: false, containers: true, only_supervision: false, no_supervision: false, memory_only: false };
+    let mut o = Options { runs: crate::bench_boot::RUNS, boot_arches: Vec::new(), only_upgrade: false, no_upgrade: false, only_containers: false, containers: true, only_supervision: false, no_supervision: false, supervision_parts: Vec::new() };
     let mut no_boot = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -60,21 +61,24 @@ fn options(args: &[String]) -> Result<Options> {
             "--no-upgrade" => o.no_upgrade = true,
             "--no-containers" => o.containers = false,
             "--no-supervision" => o.no_supervision = true,
-            "--part" => match it.next().map(String::as_str) {
-                Some("memory") => o.memory_only = true,
-                v => bail!("--part {}: expected memory (with --only supervision)", v.unwrap_or("(nothing)")),
-            },
+            "--part" => {
+                let v = it.next().context("--part needs a value")?;
+                let part = crate::bench_supervise::Part::parse(v).with_context(|| format!("--part {v}: expected memory, respawn or orphans"))?;
+                if !o.supervision_parts.contains(&part) {
+                    o.supervision_parts.push(part);
+                }
+            }
             "--only" => match it.next().map(String::as_str) {
                 Some("upgrade") => o.only_upgrade = true,
                 Some("containers") => o.only_containers = true,
                 Some("supervision") => o.only_supervision = true,
                 v => bail!("--only {}: expected upgrade, containers or supervision", v.unwrap_or("(nothing)")),
             },
-            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] [--no-containers] [--no-supervision] | --only upgrade|containers|supervision [--part memory])"),
+            other => bail!("unexpected argument '{other}' (bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] [--no-containers] [--no-supervision] | --only upgrade|containers|supervision [--part memory|respawn|orphans]...)"),
         }
     }
-    if o.memory_only && !o.only_supervision {
-        bail!("--part memory goes with --only supervision");
+    if !o.supervision_parts.is_empty() && !o.only_supervision {
+        bail!("--part goes with --only supervision");
     }
     if no_boot {
         o.boot_arches.clear();
@@ -106,7 +110,7 @@ pub fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
 
-    if opts.only_supervision && opts.memory_only {
+    if opts.only_supervision && opts.supervision_parts == [crate::bench_supervise::Part::Memory] {
         let part = crate::bench_supervise::memory_part(&date)?;
         let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
         std::fs::write(&path, replace_subsection(&old, "\n### PID 1 resident memory\n", &part)).with_context(|| format!("writing {}", path.display()))?;
@@ -115,9 +119,14 @@ pub fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
     if opts.only_supervision {
-        let section = crate::bench_supervise::section(&date)?;
+        let section = crate::bench_supervise::section(&date, &opts.supervision_parts)?;
         let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
-        std::fs::write(&path, replace_section(&old, "\n## Supervision", &section)).with_context(|| format!("writing {}", path.display()))?;
+        let new = if opts.supervision_parts.is_empty() {
+            replace_section(&old, "\n## Supervision", &section)
+        } else {
+            crate::bench_supervise::splice_parts(&old, &section, &opts.supervision_parts)
+        };
+        std::fs::write(&path, new).with_context(|| format!("writing {}", path.display()))?;
         println!("xtask: wrote the supervision section of {} ({:.0} s)", path.display(), started.elapsed().as_secs_f64());
         return Ok(());
     }
@@ -192,7 +201,7 @@ whole files; KiB = 1024 bytes.
         }
     }
     if !opts.no_supervision {
-        match crate::bench_supervise::section(&date) {
+        match crate::bench_supervise::section(&date, &[]) {
             Ok(section) => md.push_str(&section),
             Err(e) => {
                 eprintln!("xtask: bench: supervision: {e:#}");

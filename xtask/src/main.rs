@@ -58,6 +58,7 @@ commands:
                         part's section of docs/benchmarks.md (default: every part)
                         terminal or --interactive: then the console is yours)
   bench [--only size|boot|supervision]... [--runs N] [--arch A]... [--no-boot]
+        [--part memory|respawn|orphans]... (with --only supervision: those subsections only)
   bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] | bench --only upgrade
   bench --only supervision --part memory
                         only PID 1's resident memory (3 boots): its subsection of docs/benchmarks.md

@@ -1,4 +1,4 @@
-//! Processes: fork and clone_flags, execve (argv/envp passing proved by re-executing the
+//! Processes: fork, clone_flags and clone_into_cgroup, execve (argv/envp passing proved by re-executing the
 //! suite), wait4, waitid, getpid/getppid, sessions and groups, kill, ids, prctl, prlimit64,
 //! unshare, setns, umask, getpriority/setpriority.
 
@@ -62,6 +62,7 @@ pub fn run(t: &mut T, args: &Args, me: &CStr) {
     section(t, "process::priority", priority);
     section(t, "process::getpgid_set_name", getpgid_set_name);
     clone_flags(t, under_qemu(args));
+    clone_into_cgroup(t, under_qemu(args));
 }
 
 fn read_u32s<const N: usize>(fd: impl AsFd) -> Option<[u32; N]> {
@@ -629,5 +630,70 @@ fn clone_flags(t: &mut T, under_qemu: bool) {
             say!("# process::clone_flags_newpid: qemu-user refuses namespace flags in clone (EINVAL); checked natively");
         }
         Err(e) => t.fail("process::clone_flags_newpid", format_args!("{:?}", En(e))),
+    }
+}
+
+/// clone_into_cgroup: bits other than namespaces are refused; an fd that is not a cgroup v2
+/// directory is EBADF; a child forked into this process's own cgroup v2 group (which proves
+/// the call without making a group) reports the same `/proc/self/cgroup`. A kernel or
+/// qemu-user without clone3 or CLONE_INTO_CGROUP answers ENOSYS, E2BIG or EINVAL: the errors
+/// autoinit's fallback (fork, then join) is for.
+fn clone_into_cgroup(t: &mut T, under_qemu: bool) {
+    use linux_raw_sys::general as g;
+    let no_clone3 = |e: Errno| matches!(e, Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL);
+    t.err("process::clone_into_cgroup_vm_einval", process::clone_into_cgroup(g::CLONE_VM as u64, BorrowedFd::STDIN), Errno::EINVAL);
+    let Some(root) = t.need("process::clone_into_cgroup_open_root", fs::open(c"/", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, 0)) else { return };
+    match process::clone_into_cgroup(0, &root) {
+        Ok(Fork::Child) => process::exit_group(99),
+        Ok(Fork::Parent(pid)) => {
+            let _ = wait(pid);
+            t.fail("process::clone_into_cgroup_not_a_cgroup", format_args!("forked into / (not a cgroup)"));
+        }
+        Err(Errno::EBADF) => t.pass("process::clone_into_cgroup_not_a_cgroup"),
+        Err(e) if no_clone3(e) => {
+            say!("# process::clone_into_cgroup: {:?} (no clone3 or no CLONE_INTO_CGROUP{}): the fork-and-join fallback", En(e), if under_qemu { " in qemu-user" } else { "" });
+            return;
+        }
+        Err(e) => t.fail("process::clone_into_cgroup_not_a_cgroup", format_args!("{:?}", En(e))),
+    }
+    // "0::/path" is this process's cgroup v2 group; the hierarchy is at /sys/fs/cgroup, or at
+    // /sys/fs/cgroup/unified on a hybrid host.
+    let mut own = [0u8; 512];
+    let Ok(text) = read_file(CWD, c"/proc/self/cgroup", &mut own) else {
+        say!("# process::clone_into_cgroup_own_group: no /proc/self/cgroup, skipped");
+        return;
+    };
+    let Some(rel) = text.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"0::")) else {
+        say!("# process::clone_into_cgroup_own_group: no cgroup v2 line in /proc/self/cgroup, skipped");
+        return;
+    };
+    let rel = core::str::from_utf8(rel).unwrap_or("/");
+    let mut dir = None;
+    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        let ctl = cfmt!("{base}{rel}/cgroup.controllers");
+        if fs::statx(CWD, ctl.as_cstr(), AtFlags::EMPTY, StatxMask::TYPE).is_ok() {
+            dir = fs::open(cfmt!("{base}{rel}").as_cstr(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, 0).ok();
+            break;
+        }
+    }
+    let Some(dir) = dir else {
+        say!("# process::clone_into_cgroup_own_group: no cgroup v2 directory for {rel}, skipped");
+        return;
+    };
+    match process::clone_into_cgroup(0, &dir) {
+        Ok(Fork::Child) => {
+            let mut mine = [0u8; 512];
+            let same = read_file(CWD, c"/proc/self/cgroup", &mut mine).is_ok_and(|m| m == text);
+            process::exit_group(if same { 41 } else { 42 })
+        }
+        Ok(Fork::Parent(pid)) => {
+            t.eq("process::clone_into_cgroup_own_group", wait(pid).map(|s| s.exit_code()), Ok(Some(41)));
+        }
+        // Moving into a group needs write access to its cgroup.procs (a read-only hierarchy
+        // in a container says EROFS or EACCES).
+        Err(e @ (Errno::EROFS | Errno::EACCES | Errno::EPERM)) => {
+            say!("# process::clone_into_cgroup_own_group: {:?}: no write access to {rel}, skipped", En(e));
+        }
+        Err(e) => t.fail("process::clone_into_cgroup_own_group", format_args!("{:?}", En(e))),
     }
 }
