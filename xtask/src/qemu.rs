@@ -324,21 +324,26 @@ impl Vm {
         let begin = format!("__B{n}__\n");
         let end = format!("__E{n}__");
         self.send_line(&format!("echo __B$(({n}*1))__; {cmd}; echo __E$(({n}*1))__$?"))?;
-        self.expect(&begin, Duration::from_secs(20))?;
+        // The kernel prints its lines on the same serial port, possibly in the middle of a
+        // marker (`__B3[   12.3] loop0: ...\n5__`): markers are found across such lines.
+        self.wait_for(&format!("'{}'", begin.trim_end()), Duration::from_secs(20), |t, cur| {
+            find_across_kernel_lines(&t[cur..], &begin).map(|(_, e)| (cur + e, ()))
+        })?;
         let what = format!("the end of command `{cmd}`");
         self.wait_for(&what, timeout, |t, cur| {
-            let i = cur + t[cur..].find(&end)?;
+            let (start, stop) = find_across_kernel_lines(&t[cur..], &end)?;
+            let (i, after) = (cur + start, cur + stop);
             // The status is the digits after the marker. A kernel message may follow them on
             // the same line (`__E7__0[   12.3] ...`), so the number ends at the first
             // non-digit, which must have arrived (else more digits may be on their way).
-            let rest = &t[i + end.len()..];
+            let rest = &t[after..];
             let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
             if digits == 0 || digits == rest.len() {
                 return None;
             }
             let status: i32 = rest[..digits].parse().ok()?;
             let out = &t[cur..i];
-            Some((i + end.len() + digits, (out.strip_suffix('\n').unwrap_or(out).to_string(), status)))
+            Some((after + digits, (out.strip_suffix('\n').unwrap_or(out).to_string(), status)))
         })
     }
 
@@ -427,4 +432,67 @@ pub fn interactive(boot: &Boot) -> Result<ExitStatus> {
         bail!("QEMU exited with {status}");
     }
     Ok(status)
+}
+
+/// Where `marker` is in `hay` (start, end byte offsets), allowing whole kernel console lines
+/// (`[  123.456789] text\n`) to be inserted between any two of its characters.
+pub fn find_across_kernel_lines(hay: &str, marker: &str) -> Option<(usize, usize)> {
+    let h = hay.as_bytes();
+    let m = marker.as_bytes();
+    let first = *m.first()?;
+    let mut start = 0;
+    while let Some(off) = h.get(start..)?.iter().position(|&b| b == first) {
+        let s = start + off;
+        let (mut p, mut j) = (s, 0);
+        while j < m.len() {
+            if h.get(p) == m.get(j) {
+                p += 1;
+                j += 1;
+            } else if let Some(len) = kernel_line_len(&h[p.min(h.len())..]) {
+                p += len;
+            } else {
+                break;
+            }
+        }
+        if j == m.len() {
+            return Some((s, p));
+        }
+        start = s + 1;
+    }
+    None
+}
+
+/// The length of a complete kernel console line at the start of `b` (`[ 12.345678] ...\n`).
+fn kernel_line_len(b: &[u8]) -> Option<usize> {
+    let rest = b.strip_prefix(b"[")?;
+    let stamp = rest.iter().position(|&c| c == b']')?;
+    let inside = &rest[..stamp];
+    let ok = !inside.is_empty() && inside.contains(&b'.') && inside.iter().all(|c| c.is_ascii_digit() || *c == b' ' || *c == b'.');
+    if !ok {
+        return None;
+    }
+    let nl = rest.iter().position(|&c| c == b'\n')?;
+    Some(1 + nl + 1)
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::find_across_kernel_lines as find;
+
+    #[test]
+    fn markers_are_found_across_kernel_lines() {
+        assert_eq!(find("x __B35__\ny", "__B35__\n"), Some((2, 10)));
+        let t = "ab__B3[   12.345678] loop0: detected capacity change\n5__\nout";
+        let (s, e) = find(t, "__B35__\n").expect("found across the kernel line");
+        assert_eq!((&t[..s], &t[e..]), ("ab", "out"));
+        let t = "__E7[    1.000000] a\n[    1.000001] b\n__0\n";
+        assert_eq!(find(t, "__E7__").map(|(s, e)| &t[s..e]), Some("__E7[    1.000000] a\n[    1.000001] b\n__"));
+    }
+
+    #[test]
+    fn other_text_in_between_is_not_skipped() {
+        assert_eq!(find("__B3 5__\n", "__B35__\n"), None);
+        assert_eq!(find("__B3[not a stamp]\n5__\n", "__B35__\n"), None);
+        assert_eq!(find("__B3[   1.5] incomplete", "__B35__\n"), None, "a kernel line must be complete");
+    }
 }
