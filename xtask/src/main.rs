@@ -47,23 +47,17 @@ commands:
                         run the libFuzzer targets of fuzz/ briefly (about a minute), or for
                         DURATION each (10m, 2h) and write the figures to docs/reliability.md
                         (`cargo xtask fuzz --help`)
-                        (x86_64), and write docs/benchmarks.md (--only upgrade: only its section)
-                        build v1 and v2 system images, boot v1 on the x86_64 QEMU board with
-                        default: all five arches, 3 boots each) and the on-the-fly upgrade
-                        default: all five arches, 3 boots each) and the service manager (PID 1's
-                        its services and upgrade it live to v2 (scripted unless stdin is a
-                        measure sizes and the boot stage against a busybox script (QEMU;
-                        measure sizes, the boot stage against a busybox script (QEMU;
-                        memory, respawn latency, reaping orphans; x86_64 QEMU) and write each
-                        part's section of docs/benchmarks.md (default: every part)
-                        terminal or --interactive: then the console is yours)
-  bench [--only size|boot|supervision]... [--runs N] [--arch A]... [--no-boot]
-        [--part memory|respawn|orphans]... (with --only supervision: those subsections only)
-  bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] | bench --only upgrade
-  bench --only supervision --part memory
-                        only PID 1's resident memory (3 boots): its subsection of docs/benchmarks.md
-  demo                  build and boot the x86_64 QEMU board to the rescue shell
+  bench [--runs N] [--arch A]... [--no-boot] [--no-upgrade] [--no-containers] [--no-supervision]
+                        measure sizes and the boot stage against a busybox script (QEMU; default:
+                        all five arches, 3 boots each), the on-the-fly upgrade, containers and the
+                        service manager (x86_64), and write docs/benchmarks.md
+  bench --only upgrade|containers|supervision [--part memory|respawn|orphans]...
+                        one section only; with --only supervision, --part measures only those
+                        subsections (PID 1's memory, respawn latency, reaping orphans)
   demo [--interactive|--scripted]
+                        build v1 and v2 system images, boot v1 on the x86_64 QEMU board with its
+                        services and upgrade it live to v2 (scripted unless stdin is a terminal
+                        or --interactive: then the console is yours)
   syscall-suite [--arch A]...
                         run tests/syscall-suite under qemu-user (and natively where the host can)
   initramfs [--arch A]  fetch the QEMU board's kernel and build its test initramfs; print both paths
