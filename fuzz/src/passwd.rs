@@ -39,7 +39,7 @@ fn skipped(l: &str) -> bool {
 }
 
 /// (name, uid, gid, home, shell) of a well-formed passwd line.
-fn user_line(l: &str) -> Option<(&str, u32, u32, &str, &str)> {
+fn user_line(l: &str) -> Option<UserFields<'_>> {
     let f = fields::<7>(l).filter(|f| !skipped(l) && !f[0].is_empty())?;
     Some((f[0], id(f[2])?, id(f[3])?, f[5], f[6]))
 }
@@ -50,13 +50,19 @@ fn group_line(l: &str) -> Option<(&str, u32, &str)> {
     Some((f[0], id(f[2])?, f[3]))
 }
 
+/// (name, uid, gid, home, shell) of a well-formed passwd line.
+type UserFields<'a> = (&'a str, u32, u32, &'a str, &'a str);
+/// A group line: (name, gid, members) if well-formed, else its member list if it has one
+/// and is not skipped.
+type GroupFields<'a> = Result<(&'a str, u32, Vec<&'a str>), Option<Vec<&'a str>>>;
+
 /// The files split and parsed once by the reference, shared by every query (each query
 /// of an input used to split every line again: most of the time went there).
 struct Model<'a> {
     /// Every passwd line (index = line number - 1) and its fields if well-formed.
-    users: Vec<(&'a str, Option<(&'a str, u32, u32, &'a str, &'a str)>)>,
+    users: Vec<(&'a str, Option<UserFields<'a>>)>,
     /// Every group line: its fields if well-formed, else (if not skipped) its member list.
-    groups: Vec<(&'a str, Result<(&'a str, u32, Vec<&'a str>), Option<Vec<&'a str>>>)>,
+    groups: Vec<(&'a str, GroupFields<'a>)>,
 }
 
 impl<'a> Model<'a> {
