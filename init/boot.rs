@@ -160,10 +160,19 @@ fn load_modules(log: &Log, s: &Settings<'_>) {
         .and_then(|(m, n)| core::str::from_utf8(m.as_slice().get(..*n).unwrap_or(&[])).ok())
         .unwrap_or("");
 
+    // Every line checked once, not once per wanted module.
+    let deps = match modules_dep::check(dep_text) {
+        Ok(d) => d,
+        Err(modules_dep::DepError::Malformed { line }) => {
+            log!(log, Level::Error, dep_path, ": line ", line, " is not `path: deps`; no modules loaded");
+            return;
+        }
+        Err(_) => return,
+    };
     let mut loaded = 0usize;
     for name in &wanted {
         let mut order: Vec<&str, MAX_LOADED> = Vec::new();
-        match modules_dep::resolve(dep_text, &[name], &mut order) {
+        match deps.resolve(&[name], &mut order) {
             Ok(()) => {
                 for rel in &order {
                     if load_module(log, &base, rel) {
@@ -177,7 +186,7 @@ fn load_modules(log: &Log, s: &Settings<'_>) {
             Err(modules_dep::DepError::UnknownModule(_)) => {
                 log!(log, Level::Error, "module ", *name, ": not in modules.dep or modules.builtin of ", as_str(release), "; not loaded");
             }
-            Err(_) => log!(log, Level::Error, "module ", *name, ": modules.dep of ", as_str(release), " is malformed or the dependency chain too long"),
+            Err(_) => log!(log, Level::Error, "module ", *name, ": modules.dep of ", as_str(release), ": a dependency cycle, a chain deeper than ", modules_dep::MAX_DEPTH, " or more than ", MAX_LOADED, " modules; not loaded"),
         }
     }
     log!(log, Level::Info, "loaded ", loaded, " kernel modules");

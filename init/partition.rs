@@ -275,8 +275,30 @@ pub fn crc32(data: &[u8]) -> u32 {
     c.finish()
 }
 
-/// Bit-at-a-time: a table would cost 1 KiB for a few KiB of checksummed data per disk.
+/// Four bits at a time with a 16-entry table (64 bytes; a byte table would cost 1 KiB for a few
+/// KiB of checksummed data per disk). Bit at a time, each bit's `c & 1` became a compare, and
+/// the fuzzer's build instruments every compare: the partition target spent four fifths of
+/// its time there (16 KiB of GPT entries per table read).
 struct Crc32(u32);
+
+const POLY: u32 = 0xEDB8_8320;
+
+/// The CRC of each nibble value, shifted through four steps.
+const NIBBLE: [u32; 16] = {
+    let mut t = [0u32; 16];
+    let mut i = 0;
+    while i < 16 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 4 {
+            c = (c >> 1) ^ (POLY & (c & 1).wrapping_neg());
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
 
 impl Crc32 {
     fn new() -> Crc32 {
@@ -285,10 +307,11 @@ impl Crc32 {
 
     fn update(&mut self, data: &[u8]) {
         for &byte in data {
-            self.0 ^= u32::from(byte);
-            for _ in 0..8 {
-                self.0 = (self.0 >> 1) ^ (0xEDB8_8320 & (self.0 & 1).wrapping_neg());
-            }
+            let mut c = self.0 ^ u32::from(byte);
+            // The index is masked to 0..16: it cannot be out of bounds.
+            c = (c >> 4) ^ NIBBLE[(c & 0xF) as usize];
+            c = (c >> 4) ^ NIBBLE[(c & 0xF) as usize];
+            self.0 = c;
         }
     }
 
@@ -567,6 +590,24 @@ mod tests {
         assert_eq!(crc32(b""), 0);
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b"The quick brown fox jumps over the lazy dog"), 0x414F_A339);
+        // The nibble table gives what bit-at-a-time gives, on any data.
+        let bitwise = |d: &[u8]| {
+            let mut c = !0u32;
+            for &b in d {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = (c >> 1) ^ (POLY & (c & 1).wrapping_neg());
+                }
+            }
+            !c
+        };
+        let mut data = [0u8; 5000];
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = ((i as u32).wrapping_mul(2_654_435_761) >> 13) as u8;
+        }
+        for n in [0, 1, 7, 92, 4096, 5000] {
+            assert_eq!(crc32(&data[..n]), bitwise(&data[..n]), "{n} bytes");
+        }
     }
 
     #[test]

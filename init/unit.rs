@@ -913,15 +913,14 @@ impl<'a> Lines<'a> {
             }
             let trailing = physical.iter().rev().take_while(|&&b| b == b'\\').count();
             let continues = !comment && trailing % 2 == 1;
-            // joined <= read, so this never overwrites bytes not yet read.
-            for i in read..text_end {
-                if let Some(b) = buf.get(i).copied() {
-                    if let Some(slot) = buf.get_mut(joined) {
-                        *slot = b;
-                    }
-                    joined += 1;
-                }
+            // joined <= read, so this never overwrites bytes not yet read. One memmove, and
+            // none on a line that is not continued (joined == read): a copy byte by byte with
+            // two bounds checks each was a fifth of a parse.
+            let n = text_end.saturating_sub(read);
+            if joined != read && joined.checked_add(n).is_some_and(|e| e <= len) && text_end <= len {
+                buf.copy_within(read..text_end, joined);
             }
+            joined += n;
             read = next;
             if !continues {
                 break;

@@ -19,9 +19,11 @@ fn clean_absolute(p: &str) -> bool {
 }
 
 /// `root` joined with `dest`, normalised as the kernel resolves it (no symlinks), stays in it.
+/// Whether `root` + `dest`, with `.` and `..` resolved, is `root` or under it. Component by
+/// component, without building the joined paths (that was a sixth of the time).
 fn stays_under(root: &str, dest: &str) -> bool {
-    let mut parts: Vec<&str> = Vec::new();
-    let path = format!("{root}{dest}");
+    let path = [root, dest].concat();
+    let mut parts: Vec<&str> = Vec::with_capacity(16);
     for c in path.split('/') {
         match c {
             "" | "." => {}
@@ -31,8 +33,10 @@ fn stays_under(root: &str, dest: &str) -> bool {
             c => parts.push(c),
         }
     }
-    let joined = format!("/{}", parts.join("/"));
-    joined == root || joined.starts_with(&format!("{root}/"))
+    // `root` is clean (no `.` or `..`, a test checks): the resolved path is under it if it
+    // starts with all of its components.
+    let mut it = parts.iter();
+    root.split('/').filter(|c| !c.is_empty()).all(|r| it.next() == Some(&r))
 }
 
 fn check_binds(value: &str, ro: bool) {
@@ -129,6 +133,32 @@ pub fn check(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    /// `stays_under` as it was: joins the resolved path and compares text.
+    fn stays_under_by_text(root: &str, dest: &str) -> bool {
+        let mut parts: Vec<&str> = Vec::new();
+        let path = format!("{root}{dest}");
+        for c in path.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                c => parts.push(c),
+            }
+        }
+        let joined = format!("/{}", parts.join("/"));
+        joined == root || joined.starts_with(&format!("{root}/"))
+    }
+
+    #[test]
+    fn stays_under_agrees_with_the_text_comparison() {
+        let root = autoinit::container_spec::ROOT_MOUNT_POINT;
+        assert!(super::clean_absolute(root) && !root.ends_with('/'));
+        for d in ["/", "", "/a", "/..", "/../root/x", "/../rootx", "/../../run/autoinit/root/a", "/a/../..", "/./a/.", "//a//b/", "/a/../../root", "/../../../../..", "x", "x/../../root/y"] {
+            assert_eq!(super::stays_under(root, d), stays_under_by_text(root, d), "{d:?}");
+        }
+    }
+
     #[test]
     fn samples() {
         for s in [

@@ -1,5 +1,7 @@
-//! modules.dep: `modules_dep::resolve` as boot.rs calls it (one wanted module at a time, into
-//! a list of `MAX_LOADED`), and once more for all of them into a small list.
+//! modules.dep: `modules_dep::check` and `Checked::resolve` as boot.rs calls them (the file
+//! checked once, then one wanted module at a time into a list of `MAX_LOADED`, and
+//! `is_builtin` for one it does not find), and `resolve` once more for all of them into a
+//! small list.
 //!
 //! Input: the first line holds the wanted module names (separated by spaces or commas), the
 //! rest is the modules.dep text (its UTF-8 prefix; boot.rs reads the whole file).
@@ -36,13 +38,23 @@ pub fn check(data: &[u8]) {
         deps.entry(path).or_insert(d);
     }
 
-    for &name in &wanted {
-        let mut out: HVec<&str, MAX_LOADED> = HVec::new();
-        let r = modules_dep::resolve(dep, &[name], &mut out);
-        check_result(dep, &deps, malformed, &[name], &out, r);
-        let _ = modules_dep::is_builtin(dep, name);
-        check_names(name);
+    // As boot.rs: the file checked once, then each wanted module resolved from it.
+    match modules_dep::check(dep) {
+        Ok(checked) => {
+            assert_eq!(malformed, None, "a malformed modules.dep passed the check");
+            for &name in &wanted {
+                let mut out: HVec<&str, MAX_LOADED> = HVec::new();
+                let r = checked.resolve(&[name], &mut out);
+                if matches!(r, Err(DepError::UnknownModule(_))) {
+                    let _ = modules_dep::is_builtin(dep, name);
+                }
+                check_result(dep, &deps, malformed, &[name], &out, r);
+                check_names(name);
+            }
+        }
+        Err(e) => assert_eq!(e, DepError::Malformed { line: malformed.map_or(0, |i| i + 1) }, "check"),
     }
+    // And all at once, checking the file too, into a small list.
     let mut out: HVec<&str, 8> = HVec::new();
     let r = modules_dep::resolve(dep, &wanted, &mut out);
     check_result(dep, &deps, malformed, &wanted, &out, r);

@@ -39,7 +39,7 @@ fn skipped(l: &str) -> bool {
 }
 
 /// (name, uid, gid, home, shell) of a well-formed passwd line.
-fn user_line(l: &str) -> Option<(&str, u32, u32, &str, &str)> {
+fn user_line(l: &str) -> Option<UserFields<'_>> {
     let f = fields::<7>(l).filter(|f| !skipped(l) && !f[0].is_empty())?;
     Some((f[0], id(f[2])?, id(f[3])?, f[5], f[6]))
 }
@@ -50,16 +50,54 @@ fn group_line(l: &str) -> Option<(&str, u32, &str)> {
     Some((f[0], id(f[2])?, f[3]))
 }
 
-fn check_user(passwd_text: &str, query: &str) {
+/// (name, uid, gid, home, shell) of a well-formed passwd line.
+type UserFields<'a> = (&'a str, u32, u32, &'a str, &'a str);
+/// A group line: (name, gid, members) if well-formed, else its member list if it has one
+/// and is not skipped.
+type GroupFields<'a> = Result<(&'a str, u32, Vec<&'a str>), Option<Vec<&'a str>>>;
+
+/// The files split and parsed once by the reference, shared by every query (each query
+/// of an input used to split every line again: most of the time went there).
+struct Model<'a> {
+    /// Every passwd line (index = line number - 1) and its fields if well-formed.
+    users: Vec<(&'a str, Option<UserFields<'a>>)>,
+    /// Every group line: its fields if well-formed, else (if not skipped) its member list.
+    groups: Vec<(&'a str, GroupFields<'a>)>,
+}
+
+impl<'a> Model<'a> {
+    fn new(passwd_text: &'a str, group_text: &'a str) -> Model<'a> {
+        let users = lines(passwd_text).map(|(_, l)| (l, user_line(l))).collect();
+        let groups = lines(group_text)
+            .map(|(_, l)| {
+                let parsed = match group_line(l) {
+                    Some((name, gid, members)) => Ok((name, gid, members.split(',').collect())),
+                    None => Err((!skipped(l)).then(|| l.split(':').nth(3).map(|m| m.split(',').collect())).flatten()),
+                };
+                (l, parsed)
+            })
+            .collect();
+        Model { users, groups }
+    }
+
+    /// The text of line `n` (1-based) of a file.
+    fn line<T>(v: &[(&'a str, T)], n: u32) -> &'a str {
+        n.checked_sub(1).and_then(|i| v.get(i as usize)).map(|e| e.0).expect("the reported line exists")
+    }
+}
+
+/// Checks `find_user` and returns its answer.
+fn check_user<'a>(m: &Model<'a>, passwd_text: &'a str, query: &'a str) -> Result<passwd::User<'a>, LookupError> {
     let numeric = !query.is_empty() && query.bytes().all(|b| b.is_ascii_digit());
     let wanted_uid = if numeric { id(query) } else { None };
+    let r = passwd::find_user(passwd_text, query);
     if numeric && wanted_uid.is_none() {
-        assert_eq!(passwd::find_user(passwd_text, query), Err(LookupError::InvalidId), "find_user {query:?}");
-        return;
+        assert_eq!(r, Err(LookupError::InvalidId), "find_user {query:?}");
+        return r;
     }
     let hit = |name: &str, uid: u32| if numeric { Some(uid) == wanted_uid } else { name == query };
-    let first = lines(passwd_text).find_map(|(_, l)| user_line(l).filter(|u| hit(u.0, u.1)));
-    match passwd::find_user(passwd_text, query) {
+    let first = m.users.iter().find_map(|(_, u)| u.filter(|u| hit(u.0, u.1)));
+    match r {
         Ok(u) => {
             if let Some((name, uid, gid, home, shell)) = first {
                 assert_eq!((u.name, u.uid, u.gid, u.home, u.shell), (name, uid, gid, home, shell), "find_user {query:?}");
@@ -75,7 +113,7 @@ fn check_user(passwd_text: &str, query: &str) {
         }
         Err(LookupError::Malformed { line }) => {
             assert!(first.is_none(), "{query:?} is on a good line but a malformed one is reported");
-            let (_, l) = lines(passwd_text).find(|(n, _)| *n == line).expect("the reported line exists");
+            let l = Model::line(&m.users, line);
             assert!(user_line(l).is_none(), "line {line} is not malformed: {l:?}");
             let key = l.split(':').nth(if numeric { 2 } else { 0 });
             assert_eq!(key, Some(query), "line {line} does not have {query:?}");
@@ -85,48 +123,53 @@ fn check_user(passwd_text: &str, query: &str) {
             assert!(!numeric && query != "root" && query != "nobody", "{query:?}: {e:?}");
         }
     }
+    r
 }
 
-fn check_group(group_text: &str, query: &str) {
-    let first = lines(group_text).find_map(|(_, l)| group_line(l).filter(|g| g.0 == query));
+fn check_group(m: &Model<'_>, group_text: &str, query: &str) {
+    let first = m.groups.iter().find_map(|(_, g)| g.as_ref().ok().filter(|g| g.0 == query));
     let r = passwd::find_group(group_text, query);
     if !query.is_empty() && query.bytes().all(|b| b.is_ascii_digit()) {
         assert_eq!(r, id(query).ok_or(LookupError::InvalidId), "find_group {query:?}");
         return;
     }
     match (r, first) {
-        (Ok(gid), Some((_, want, _))) => assert_eq!(gid, want, "find_group {query:?}"),
+        (Ok(gid), Some((_, want, _))) => assert_eq!(gid, *want, "find_group {query:?}"),
         (Ok(gid), None) => assert!(matches!((query, gid), ("root", 0) | ("nobody" | "nogroup", 65534)), "find_group {query:?} made up {gid}"),
         (Err(LookupError::Malformed { line }), None) => {
-            let (_, l) = lines(group_text).find(|(n, _)| *n == line).expect("the reported line exists");
+            let l = Model::line(&m.groups, line);
             assert!(group_line(l).is_none() && l.split(':').next() == Some(query), "line {line}: {l:?}");
         }
         (Err(e), _) => assert!(first.is_none() && !matches!(query, "root" | "nobody" | "nogroup"), "find_group {query:?}: {e:?}"),
     }
 }
 
-fn check_groups_of<const N: usize>(group_text: &str, user: &str, primary: u32) {
-    let mut out: heapless::Vec<u32, N> = heapless::Vec::new();
-    let r = passwd::groups_of(group_text, user, primary, &mut out);
-    assert!(out.len() <= N);
+/// The reference's answer for `groups_of`: the gids in order, and the first malformed line
+/// that lists the user.
+fn groups_want(m: &Model<'_>, user: &str, primary: u32) -> (Vec<u32>, Option<u32>) {
     let mut want = vec![primary];
     let mut malformed = None;
-    for (n, l) in lines(group_text) {
-        match group_line(l) {
-            Some((_, gid, members)) if members.split(',').any(|m| m == user) && !want.contains(&gid) => want.push(gid),
-            None if !skipped(l) && malformed.is_none() && l.split(':').nth(3).is_some_and(|m| m.split(',').any(|m| m == user)) => {
-                malformed = Some(n);
-            }
+    for ((_, g), n) in m.groups.iter().zip(1u32..) {
+        match g {
+            Ok((_, gid, members)) if members.contains(&user) && !want.contains(gid) => want.push(*gid),
+            Err(Some(members)) if malformed.is_none() && members.contains(&user) => malformed = Some(n),
             _ => {}
         }
     }
+    (want, malformed)
+}
+
+fn check_groups_of<const N: usize>(group_text: &str, user: &str, primary: u32, (want, malformed): &(Vec<u32>, Option<u32>)) {
+    let mut out: heapless::Vec<u32, N> = heapless::Vec::new();
+    let r = passwd::groups_of(group_text, user, primary, &mut out);
+    assert!(out.len() <= N);
     match r {
         Ok(()) => {
             assert!(malformed.is_none(), "groups_of {user:?}: malformed line {malformed:?} not reported");
             assert_eq!(out.as_slice(), want.as_slice(), "groups_of {user:?}");
         }
         Err(LookupError::TooMany) => assert!(want.len() > N, "groups_of {user:?}: full at {} of {N}", want.len()),
-        Err(LookupError::Malformed { line }) => assert_eq!(malformed, Some(line), "groups_of {user:?}"),
+        Err(LookupError::Malformed { line }) => assert_eq!(*malformed, Some(line), "groups_of {user:?}"),
         Err(e) => panic!("groups_of {user:?}: {e:?}"),
     }
     if r.is_ok() || !out.is_empty() {
@@ -140,6 +183,7 @@ pub fn check(data: &[u8]) {
     let passwd_text = parts.next().unwrap_or("");
     let group_text = parts.next().unwrap_or("");
     let queries = parts.next().unwrap_or("");
+    let model = Model::new(passwd_text, group_text);
     // The queries, a few names and numbers of the files (picked by the input, so that
     // every line can be the one asked for), and the synthesized ones.
     let mut names: Vec<&str> = queries.split('\n').take(4).collect();
@@ -152,11 +196,11 @@ pub fn check(data: &[u8]) {
     names.sort();
     names.dedup();
     for q in &names {
-        check_user(passwd_text, q);
-        check_group(group_text, q);
-        let primary = passwd::find_user(passwd_text, q).map_or(1000, |u| u.gid);
-        check_groups_of::<MAX_GROUPS>(group_text, q, primary);
-        check_groups_of::<2>(group_text, q, primary);
+        let primary = check_user(&model, passwd_text, q).map_or(1000, |u| u.gid);
+        check_group(&model, group_text, q);
+        let want = groups_want(&model, q, primary);
+        check_groups_of::<MAX_GROUPS>(group_text, q, primary, &want);
+        check_groups_of::<2>(group_text, q, primary, &want);
     }
 }
 

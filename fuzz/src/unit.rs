@@ -30,13 +30,19 @@ fn describe(p: &Parsed<'_>) -> String {
     format!("{:?} {:?} {}", p.unit, p.warnings, p.dropped_warnings)
 }
 
+/// Two parses gave the same unit, diagnostics and count of dropped warnings. Compared by
+/// value (`Unit` and `Diag` are `PartialEq`, strings by content), as strong as comparing
+/// their `Debug` text and much cheaper: formatting each parse took a fifth of the time.
+fn same(a: &Parsed<'_>, b: &Parsed<'_>) -> bool {
+    a.unit == b.unit && a.warnings == b.warnings && a.dropped_warnings == b.dropped_warnings
+}
+
 pub fn check(data: &[u8]) {
     let lines = line_count(data);
     // The file exactly, as read into the caller's array.
     let mut exact = data.to_vec();
     let file = (exact.as_ptr() as usize, exact.len());
     let parsed = unit::parse(&mut exact);
-    let text = describe(&parsed);
 
     assert!(parsed.warnings.len() <= MAX_WARNINGS);
     assert!(parsed.dropped_warnings == 0 || parsed.warnings.is_full(), "warnings dropped before the list was full");
@@ -61,10 +67,11 @@ pub fn check(data: &[u8]) {
     array[data.len()..].fill(b'\n');
     array[data.len()] = b'\\';
     let again = unit::parse(&mut array[..data.len()]);
-    assert_eq!(describe(&again), text, "parse depends on the bytes after the file");
+    assert!(same(&again, &parsed), "parse depends on the bytes after the file:\n{}\n{}", describe(&again), describe(&parsed));
     // And twice the same: deterministic.
     let mut copy = data.to_vec();
-    assert_eq!(describe(&unit::parse(&mut copy)), text, "parse is not deterministic");
+    let third = unit::parse(&mut copy);
+    assert!(same(&third, &parsed), "parse is not deterministic:\n{}\n{}", describe(&third), describe(&parsed));
 
     if let Ok(u) = &parsed.unit {
         runtime(u, file);

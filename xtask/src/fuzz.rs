@@ -13,11 +13,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
-usage: cargo xtask fuzz (--smoke [--seconds N] | --campaign DURATION [--jobs N]) [--target T]...
+usage: cargo xtask fuzz (--smoke [--seconds N] | --campaign DURATION [--jobs N] [--runs N]) [--target T]...
   --smoke            every target briefly: N seconds in all (default 60), split evenly
   --campaign D       D per target: 90s, 10m, 2h (a bare number is minutes); writes the figures
                      to docs/reliability.md. --campaign-minutes M is the same as --campaign Mm
   --jobs N           libFuzzer processes per target in a campaign (default 1), sharing its corpus
+  --runs N           stop each process after N executions (10M, 500k or a number), even before
+                     the campaign's time is over (libFuzzer -runs); the figures show the time taken
   --target T         only this target (repeatable; default: every [[bin]] of fuzz/Cargo.toml)
 A crash fails the run and prints the reproducer; the input is kept in fuzz/regressions/<target>/.";
 
@@ -36,7 +38,8 @@ const END: &str = "<!-- fuzz-figures:end -->";
 #[derive(Debug, PartialEq)]
 enum Mode {
     Smoke { seconds: u64 },
-    Campaign { per_target: Duration, jobs: usize },
+    /// `runs`: the most executions of each libFuzzer process (`-runs=N`), if limited.
+    Campaign { per_target: Duration, jobs: usize, runs: Option<u64> },
 }
 
 #[derive(Debug, PartialEq)]
@@ -64,8 +67,24 @@ fn duration(v: &str) -> Result<Duration> {
     Ok(Duration::from_secs(secs))
 }
 
+/// `10M`, `500k` or a plain number of executions.
+fn count(v: &str) -> Result<u64> {
+    let (num, mult) = match v.strip_suffix(['M', 'm']) {
+        Some(n) => (n, 1_000_000),
+        None => match v.strip_suffix(['k', 'K']) {
+            Some(n) => (n, 1_000),
+            None => (v, 1),
+        },
+    };
+    let n: u64 = num.replace(['_', ','], "").parse().with_context(|| format!("--runs {v}: expected a count such as 10M, 500k or 2000"))?;
+    if n == 0 {
+        bail!("--runs {v}: a campaign needs some executions");
+    }
+    Ok(n * mult)
+}
+
 fn parse(args: &[String]) -> Result<Options> {
-    let (mut smoke, mut campaign, mut seconds, mut jobs) = (false, None, SMOKE_SECONDS, 1);
+    let (mut smoke, mut campaign, mut seconds, mut jobs, mut runs) = (false, None, SMOKE_SECONDS, 1, None);
     let mut targets = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -77,6 +96,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--campaign-minutes" => campaign = Some(duration(&format!("{}m", value()?))?),
             "--jobs" | "-j" => jobs = value()?.parse().ok().filter(|&n| n > 0).context("--jobs: expected a positive number")?,
             "--target" => targets.push(value()?.clone()),
+            "--runs" => runs = Some(count(value()?)?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -86,9 +106,12 @@ fn parse(args: &[String]) -> Result<Options> {
     }
     let mode = match (smoke, campaign) {
         (true, None) => Mode::Smoke { seconds },
-        (false, Some(per_target)) => Mode::Campaign { per_target, jobs },
+        (false, Some(per_target)) => Mode::Campaign { per_target, jobs, runs },
         _ => bail!("give one of --smoke and --campaign\n{USAGE}"),
     };
+    if smoke && runs.is_some() {
+        bail!("--runs is for a campaign\n{USAGE}");
+    }
     Ok(Options { mode, targets })
 }
 
@@ -222,7 +245,7 @@ fn dir_size(d: &Path) -> (usize, u64) {
 }
 
 /// Runs `target` for `secs` seconds in `jobs` processes.
-fn run_target(target: &str, secs: u64, jobs: usize) -> Result<Figures> {
+fn run_target(target: &str, secs: u64, jobs: usize, runs: Option<u64>) -> Result<Figures> {
     let dir = fuzz_dir();
     let corpus = dir.join("corpus").join(target);
     let artifacts = dir.join("artifacts").join(target);
@@ -244,6 +267,7 @@ fn run_target(target: &str, secs: u64, jobs: usize) -> Result<Figures> {
         let child = Command::new(binary(target))
             .args(&inputs)
             .arg(format!("-max_total_time={secs}"))
+            .args(runs.map(|n| format!("-runs={n}")))
             .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
             .arg(format!("-timeout={TIMEOUT_SECS}"))
             .arg(format!("-artifact_prefix={}/", artifacts.display()))
@@ -342,7 +366,7 @@ fn smoke(targets: &[String], seconds: u64) -> Result<(usize, usize)> {
     let each = (seconds / targets.len().max(1) as u64).max(SMOKE_MIN_SECONDS);
     let (mut passed, mut failed) = (0, 0);
     for t in targets {
-        let f = run_target(t, each, 1)?;
+        let f = run_target(t, each, 1, None)?;
         report(&f);
         if f.crashes.is_empty() {
             passed += 1;
@@ -390,12 +414,27 @@ fn human(d: Duration) -> String {
     }
 }
 
+/// A time taken: `45s`, `6m 12s`, `1h 2m`.
+fn taken(s: u64) -> String {
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, sec) => format!("{m}m {sec}s"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
+}
+
 /// The table row of one target's campaign.
 fn row(f: &Figures, per_target: Duration, jobs: usize, when: &str, commit: &str) -> String {
+    // Stopped by `--runs` before its time was over: the time it took, to the second.
+    let time = if f.seconds + 1.0 < per_target.as_secs_f64() {
+        taken(f.seconds.round() as u64)
+    } else {
+        human(per_target)
+    };
     format!(
-        "| `{}` | {} × {jobs} | {} | {:.0} | {} | {} | {} ({:.0} KiB) | {} | {when} | `{commit}` |",
+        "| `{}` | {time} × {jobs} | {} | {:.0} | {} | {} | {} ({:.0} KiB) | {} | {when} | `{commit}` |",
         f.target,
-        human(per_target),
         grouped(f.execs),
         f.execs_per_sec(),
         f.cov,
@@ -430,8 +469,8 @@ fn section(old_doc: &str, new_rows: &[(String, String)], order: &[String]) -> St
         }
     }
     let mut s = format!(
-        "{BEGIN}\n\nThe last campaign of each target: `cargo xtask fuzz --campaign DURATION [--jobs N]` \
-         (time: per target × libFuzzer processes). cov: edges reached, ft: libFuzzer features \
+        "{BEGIN}\n\nThe last campaign of each target: `cargo xtask fuzz --campaign DURATION [--jobs N] [--runs N]` \
+         (time: per target × libFuzzer processes; the time taken when `--runs` stopped it first). cov: edges reached, ft: libFuzzer features \
          (both from libFuzzer's last status line); corpus: inputs in `fuzz/corpus/` after the run, \
          minimised (`-merge=1`); crashes: \
          inputs that crashed it, kept in `fuzz/regressions/`.\n\n\
@@ -501,11 +540,12 @@ pub fn run(args: &[String]) -> Result<()> {
                 bail!("{failed} fuzz targets crashed; the inputs are in fuzz/regressions/");
             }
         }
-        Mode::Campaign { per_target, jobs } => {
+        Mode::Campaign { per_target, jobs, runs } => {
             let mut figures = Vec::new();
             for t in &targets {
-                println!("xtask: fuzzing {t} for {} ({jobs} job(s))", human(per_target));
-                let mut f = run_target(t, per_target.as_secs(), jobs)?;
+                let limit = runs.map(|n| format!(", at most {} executions each", grouped(n))).unwrap_or_default();
+                println!("xtask: fuzzing {t} for {} ({jobs} job(s){limit})", human(per_target));
+                let mut f = run_target(t, per_target.as_secs(), jobs, runs)?;
                 if f.crashes.is_empty() {
                     minimise(t)?;
                     (f.corpus_files, f.corpus_bytes) = dir_size(&fuzz_dir().join("corpus").join(t));
@@ -536,15 +576,22 @@ mod tests {
     fn options() {
         assert_eq!(parse(&a(&["--smoke"])).unwrap().mode, Mode::Smoke { seconds: 60 });
         let o = parse(&a(&["--campaign", "2h", "--jobs", "2", "--target", "tar"])).unwrap();
-        assert_eq!(o.mode, Mode::Campaign { per_target: Duration::from_secs(7200), jobs: 2 });
+        assert_eq!(o.mode, Mode::Campaign { per_target: Duration::from_secs(7200), jobs: 2, runs: None });
         assert_eq!(o.targets, ["tar"]);
-        assert_eq!(parse(&a(&["--campaign", "10"])).unwrap().mode, Mode::Campaign { per_target: Duration::from_secs(600), jobs: 1 });
-        assert_eq!(parse(&a(&["--campaign-minutes", "3"])).unwrap().mode, Mode::Campaign { per_target: Duration::from_secs(180), jobs: 1 });
+        assert_eq!(parse(&a(&["--campaign", "10"])).unwrap().mode, Mode::Campaign { per_target: Duration::from_secs(600), jobs: 1, runs: None });
+        assert_eq!(parse(&a(&["--campaign-minutes", "3"])).unwrap().mode, Mode::Campaign { per_target: Duration::from_secs(180), jobs: 1, runs: None });
         assert_eq!(duration("90s").unwrap(), Duration::from_secs(90));
         assert!(duration("2d").is_err() && duration("0m").is_err() && duration("m").is_err());
         assert!(parse(&a(&[])).is_err());
         assert!(parse(&a(&["--smoke", "--campaign", "1m"])).is_err());
         assert!(parse(&a(&["--campaign", "1m", "--jobs", "0"])).is_err());
+        let o = parse(&a(&["--campaign", "30m", "--runs", "10M", "--target", "tar"])).unwrap();
+        assert_eq!(o.mode, Mode::Campaign { per_target: Duration::from_secs(1800), jobs: 1, runs: Some(10_000_000) });
+        assert_eq!(count("500k").unwrap(), 500_000);
+        assert_eq!(count("12345").unwrap(), 12_345);
+        assert!(count("0").is_err() && count("x").is_err());
+        assert!(parse(&a(&["--smoke", "--runs", "10"])).is_err());
+        assert_eq!((taken(45), taken(372), taken(600), taken(3720)), ("45s".into(), "6m 12s".into(), "10m".into(), "1h 2m".into()));
     }
 
     #[test]
@@ -590,7 +637,9 @@ artifact_prefix='/w/fuzz/artifacts/tar/'; Test unit written to /w/fuzz/artifacts
         let f = |t: &str, execs| Figures { target: t.into(), seconds: 120.0, execs, cov: 900, ft: 4000, corpus_files: 300, corpus_bytes: 2048, ..Figures::default() };
         let order: Vec<String> = a(&["cmdline", "tar", "sha256"]);
         let r = row(&f("tar", 12_345_678), Duration::from_secs(600), 1, "2025-01-01", "abc1234");
-        assert_eq!(r, "| `tar` | 10m × 1 | 12,345,678 | 102881 | 900 | 4000 | 300 (2 KiB) | 0 | 2025-01-01 | `abc1234` |");
+        // 120 s of a 10-minute campaign: stopped by --runs; the time taken is shown.
+        assert_eq!(r, "| `tar` | 2m × 1 | 12,345,678 | 102881 | 900 | 4000 | 300 (2 KiB) | 0 | 2025-01-01 | `abc1234` |");
+        assert!(row(&f("tar", 1), Duration::from_secs(120), 1, "d", "c").starts_with("| `tar` | 2m × 1 |"));
         let doc = format!("# R\n\nintro\n\n{BEGIN}\nold text\n| `sha256` | old |\n| `tar` | old |\n{END}\n\n## Fault matrix\n\nkept\n");
         let new = splice(&doc, &section(&doc, &[("tar".into(), r.clone()), ("cmdline".into(), "| `cmdline` | new |".into())], &order));
         assert!(new.starts_with("# R\n\nintro\n\n<!--") && new.ends_with("-->\n\n## Fault matrix\n\nkept\n"), "{new}");
