@@ -19,7 +19,7 @@
 
 use crate::arch::Arch;
 use crate::boot_tests::{check, Target, Test, BOOT, START};
-use crate::images::{self, run, Image};
+use crate::images::{self, cached, run, Image};
 use crate::qemu::Vm;
 use anyhow::{bail, Context, Result};
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -146,21 +146,6 @@ fn squash(tree: &Path, out: &Path) -> Result<()> {
     run(Command::new("mksquashfs").arg(tree).arg(out).args([
         "-comp", "gzip", "-all-root", "-noappend", "-mkfs-time", "0", "-all-time", "0", "-quiet", "-no-progress",
     ]))?;
-    Ok(())
-}
-
-/// Builds `out` with `build(tmp)` unless `out.key` holds `key`.
-fn cached(out: &Path, key: &str, build: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let key_path = PathBuf::from(format!("{}.key", out.display()));
-    if out.exists() && std::fs::read_to_string(&key_path).is_ok_and(|k| k == key) {
-        return Ok(());
-    }
-    let tmp = PathBuf::from(format!("{}.tmp", out.display()));
-    let _ = std::fs::remove_file(&tmp);
-    let _ = std::fs::remove_file(&key_path);
-    build(&tmp).with_context(|| format!("building {}", out.display()))?;
-    std::fs::rename(&tmp, out)?;
-    std::fs::write(&key_path, key)?;
     Ok(())
 }
 
