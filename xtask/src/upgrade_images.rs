@@ -28,6 +28,7 @@ use crate::disk::{self, Layout};
 use crate::images::{self, Image};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
+use crate::supervise_tests::unit_file as unit;
 use std::process::Command;
 
 /// Part of every key: change it when a recipe below changes.
@@ -115,19 +116,6 @@ pub fn guest_path(file: &str) -> String {
     format!("{GUEST_DIR}/{file}")
 }
 
-fn unit(description: &str, unit_lines: &[&str], service: &[&str]) -> String {
-    let mut s = format!("[Unit]\nDescription={description}\n");
-    for l in unit_lines {
-        s.push_str(l);
-        s.push('\n');
-    }
-    s.push_str("\n[Service]\n");
-    for l in service {
-        s.push_str(l);
-        s.push('\n');
-    }
-    s
-}
 
 /// The unit files: (file name, text). v2 stops the worker with SIGINT instead of SIGTERM: a
 /// definition PID 1 holds, so the upgrade must take it from the new image.
