@@ -26,9 +26,9 @@ use crate::arch::Arch;
 use crate::board::Board;
 use crate::disk::{self, Layout};
 use crate::images::{self, Image};
+use crate::supervise_tests::unit_file as unit;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
-use crate::supervise_tests::unit_file as unit;
 use std::process::Command;
 
 /// Part of every key: change it when a recipe below changes.
