@@ -39,14 +39,7 @@ fn units() -> Vec<(&'static str, String)> {
 
 const NAMES: [&str; 2] = ["bench-plain", "bench-box"];
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
-}
+use crate::bench_supervise::median;
 
 /// `[  12.345678] text` → (12.345678, text).
 fn kmsg_line(l: &str) -> Option<(f64, &str)> {

@@ -470,7 +470,8 @@ fn measure_orphans(t: &Target) -> Result<Orphans> {
 // ---------------------------------------------------------------------------------------------
 // The section
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median; NaN for no samples.
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
